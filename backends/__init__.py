@@ -1,0 +1,94 @@
+"""spezichat's backend layer: one interface over OpenAI, fog nodes and on-device models.
+
+The package is UI-free: it never imports ``tui`` or ``textual``. Importing it performs no
+I/O and loads no network or inference library; platforms import those lazily.
+
+Typical use::
+
+    from backends import Context, Runner
+    from backends.mock import MockPlatform, MockSchema
+
+    runner = Runner([MockPlatform()])
+    session = runner.session(MockSchema())
+    session.context.append_user("Hello!")
+    async for piece in session.generate():
+        print(piece, end="")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public names and the submodule that defines each. They load on first access, so
+# `import backends` (and `spezichat --version`) stays cheap.
+_EXPORTS = {
+    "Context": "context",
+    "ContextEntry": "context",
+    "Role": "context",
+    "ToolCall": "context",
+    "ConfigurationError": "errors",
+    "IllegalContextError": "errors",
+    "LLMError": "errors",
+    "LLMStateError": "errors",
+    "PlatformNotFoundError": "errors",
+    "ToolLoopError": "errors",
+    "UnknownLLMError": "errors",
+    "Event": "events",
+    "Notice": "events",
+    "StateChanged": "events",
+    "TextDelta": "events",
+    "ToolCallRequested": "events",
+    "ToolCallResult": "events",
+    "Usage": "events",
+    "Tool": "functions",
+    "ToolResult": "functions",
+    "llm_function": "functions",
+    "load_tools": "functions",
+    "Runner": "runner",
+    "LLMState": "session",
+    "Platform": "session",
+    "Schema": "session",
+    "Session": "session",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+if TYPE_CHECKING:
+    from backends.context import Context, ContextEntry, Role, ToolCall
+    from backends.errors import (
+        ConfigurationError,
+        IllegalContextError,
+        LLMError,
+        LLMStateError,
+        PlatformNotFoundError,
+        ToolLoopError,
+        UnknownLLMError,
+    )
+    from backends.events import (
+        Event,
+        Notice,
+        StateChanged,
+        TextDelta,
+        ToolCallRequested,
+        ToolCallResult,
+        Usage,
+    )
+    from backends.functions import Tool, ToolResult, llm_function, load_tools
+    from backends.runner import Runner
+    from backends.session import LLMState, Platform, Schema, Session
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backends' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"backends.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,68 @@
+"""The ``spezichat`` command.
+
+``spezichat`` alone opens the terminal app; subcommands serve scripts and pipes. Each
+subcommand lives in ``tui/commands/<name>.py`` with ``add_parser(subparsers)`` and
+``run(args) -> int``; those modules import only ``argparse`` at module level so that
+``--help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from backends import __version__
+
+# Subcommand name -> module under tui.commands (in the order --help lists them).
+COMMANDS: dict[str, str] = {
+    "ask": "ask",
+}
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spezichat",
+        description=(
+            "A keyboard-driven terminal chat for OpenAI, fog nodes on your network and "
+            "on-device GGUF models. Run without a command to open the app."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"spezichat {__version__}")
+    parser.add_argument(
+        "--onboarding", action="store_true", help="run the first-start setup again"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        importlib.import_module(f"tui.commands.{module}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        if args.command is None:
+            from tui.commands.app import run_app
+
+            return run_app(args)
+        module = importlib.import_module(f"tui.commands.{COMMANDS[args.command]}")
+        result: int = module.run(args)
+        return result
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (for example `| head`): not an error.
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

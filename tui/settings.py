@@ -1,0 +1,180 @@
+"""User settings, stored as TOML under the platformdirs config directory.
+
+Every field has a docstring: it is the documentation users read when they edit
+``config.toml`` by hand. Unknown keys are kept out; a broken file is reported with its
+path and line instead of crashing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.errors import ConfigurationError
+
+APP_NAME = "spezichat"
+
+
+def config_dir() -> Path:
+    """Where config.toml lives (``$XDG_CONFIG_HOME/spezichat`` on Linux)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    """Where the history database and downloaded models live."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass
+class GeneralSettings:
+    backend: str = ""
+    """Backend used for new chats: "openai", "fog", "local" or "mock". Empty until onboarding."""
+    model: str = ""
+    """Model used for new chats, as the chosen backend names it."""
+    system_prompt: str = "You are a helpful assistant. Answer concisely."
+    """System prompt placed at the start of every new conversation."""
+    temperature: float | None = None
+    """Sampling temperature (0-2); unset uses the backend's default."""
+    top_p: float | None = None
+    """Nucleus sampling probability mass (0-1); unset uses the backend's default."""
+    max_tokens: int | None = None
+    """Longest reply in tokens; unset lets the backend decide."""
+
+
+@dataclass
+class OpenAISettings:
+    base_url: str = "https://api.openai.com/v1"
+    """API base URL. OPENAI_BASE_URL overrides it. The API key is sent only here."""
+    timeout: float = 60.0
+    """Seconds to wait for the server before giving up on a request."""
+    max_concurrent_streams: int = 4
+    """How many replies may stream at the same time."""
+    test_model_access: bool = True
+    """Check that the key can use the model (GET /models/{model}) before the first reply."""
+
+
+@dataclass
+class FogSettings:
+    ca_cert: str = ""
+    """Root CA certificate (PEM) that signed the fog node's TLS certificate."""
+    expected_host: str = "spezillmfog.local"
+    """Host name the node's certificate must carry (sent as SNI and Host header)."""
+    token_command: str = ""
+    """Command whose standard output is the bearer token (run again after a 401)."""
+    allow_http: bool = False
+    """Allow plain HTTP nodes on the network (development only; loopback always may)."""
+    discovery_timeout: float = 2.0
+    """Seconds to browse mDNS for fog nodes."""
+    manual_nodes: list[str] = field(default_factory=list)
+    """Node URLs to use without mDNS, for example "https://10.0.0.5:443"."""
+
+
+@dataclass
+class LocalSettings:
+    n_gpu_layers: int | None = None
+    """Layers offloaded to the GPU: -1 all, 0 none; unset means all when a GPU build is present."""
+    n_ctx: int | None = None
+    """Context window in tokens; unset uses the model's trained context, capped at 8192."""
+    n_threads: int | None = None
+    """CPU threads for inference; unset lets llama.cpp choose."""
+    chat_format: str = ""
+    """Chat template override (for example "gemma", "chatml"); empty uses the model's own."""
+
+
+@dataclass
+class UISettings:
+    theme: str = "textual-dark"
+    """Textual theme name."""
+    show_sidebar: bool = True
+    """Show the conversation list next to the chat."""
+    keybindings: dict[str, str] = field(default_factory=dict)
+    """Remapped keys by binding id, for example {"app.new_chat" = "ctrl+t"}."""
+
+
+@dataclass
+class Settings:
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    fog: FogSettings = field(default_factory=FogSettings)
+    local: LocalSettings = field(default_factory=LocalSettings)
+    ui: UISettings = field(default_factory=UISettings)
+
+    @property
+    def onboarded(self) -> bool:
+        return bool(self.general.backend and self.general.model)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        """Read settings from ``path`` (default: config.toml); missing file: defaults."""
+        path = path or config_path()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return cls()
+        except OSError as exc:
+            raise ConfigurationError(
+                "The settings file could not be read.",
+                reason=f"{path}: {exc.strerror or exc}",
+                suggestion="Check the file's permissions, or move it away to start fresh.",
+            ) from exc
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                "The settings file is not valid TOML.",
+                reason=f"{path}: {exc}",
+                suggestion="Fix the line named above, or delete the file to run onboarding again.",
+            ) from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        settings = cls()
+        for section in dataclasses.fields(cls):
+            values = data.get(section.name)
+            if not isinstance(values, dict):
+                continue
+            target = getattr(settings, section.name)
+            known = {f.name for f in dataclasses.fields(target)}
+            for key, value in values.items():
+                if key in known:
+                    setattr(target, key, value)
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items() if v is not None}
+            return value
+
+        return {
+            section.name: clean(dataclasses.asdict(getattr(self, section.name)))
+            for section in dataclasses.fields(self)
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write settings atomically; returns the path written."""
+        import tomli_w
+
+        path = path or config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
+        os.replace(tmp, path)
+        return path

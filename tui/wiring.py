@@ -1,0 +1,64 @@
+"""Builds platforms and schemas from settings and command-line options.
+
+The entry points (the app and ``spezichat ask``) call these; backends are imported
+lazily, only the one in use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.errors import ConfigurationError
+from backends.functions import Tool
+from backends.session import Platform, Schema
+from tui.settings import Settings
+
+BACKENDS: dict[str, str] = {
+    "mock": "A scripted mock model for demos and tests (no network).",
+}
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """What a chat asks of its backend, gathered from settings and the command line."""
+
+    backend: str
+    model: str = ""
+    system_prompts: tuple[str, ...] = ()
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    tools: tuple[Tool, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def unknown_backend(name: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"Unknown backend '{name}'.",
+        reason=f"spezichat knows these backends: {', '.join(BACKENDS)}.",
+        suggestion="Pass one of them with --backend, or run `spezichat --onboarding`.",
+    )
+
+
+def make_platform(backend: str, settings: Settings) -> Platform[Any]:
+    """Create the platform for ``backend`` configured from ``settings``."""
+    if backend == "mock":
+        from backends.mock import MockPlatform
+
+        return MockPlatform()
+    raise unknown_backend(backend)
+
+
+def make_schema(options: ChatOptions, settings: Settings) -> Schema:
+    """Create the schema that asks ``options.backend`` for a chat as described."""
+    if options.backend == "mock":
+        from backends.mock import MockSchema
+
+        return MockSchema(
+            model=options.model or "mock",
+            system_prompts=options.system_prompts,
+            functions=options.tools,
+            **options.extra,
+        )
+    raise unknown_backend(options.backend)
