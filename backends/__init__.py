@@ -54,7 +54,36 @@ _EXPORTS = {
     "Session": "session",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "ConfigurationError",
+    "Context",
+    "ContextEntry",
+    "Event",
+    "IllegalContextError",
+    "LLMError",
+    "LLMState",
+    "LLMStateError",
+    "Notice",
+    "Platform",
+    "PlatformNotFoundError",
+    "Role",
+    "Runner",
+    "Schema",
+    "Session",
+    "StateChanged",
+    "TextDelta",
+    "Tool",
+    "ToolCall",
+    "ToolCallRequested",
+    "ToolCallResult",
+    "ToolLoopError",
+    "ToolResult",
+    "UnknownLLMError",
+    "Usage",
+    "__version__",
+    "llm_function",
+    "load_tools",
+]
 
 if TYPE_CHECKING:
     from backends.context import Context, ContextEntry, Role, ToolCall

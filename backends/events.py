@@ -8,7 +8,7 @@ state changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from backends.context import ToolCall
 
@@ -73,5 +73,5 @@ class ToolCallsDone:
     calls: tuple[ToolCall, ...]
 
 
-Event = Union[TextDelta, ToolCallRequested, ToolCallResult, Usage, StateChanged, Notice]
-PlatformEvent = Union[TextDelta, Usage, Notice, ToolCallsDone]
+Event = TextDelta | ToolCallRequested | ToolCallResult | Usage | StateChanged | Notice
+PlatformEvent = TextDelta | Usage | Notice | ToolCallsDone

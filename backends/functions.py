@@ -272,7 +272,7 @@ def _compile(annotation: Any) -> _Spec:
 
     if typing.is_typeddict(annotation):
         hints = typing.get_type_hints(annotation, include_extras=True)
-        optional_keys = getattr(annotation, "__optional_keys__", frozenset())
+        optional_keys: frozenset[str] = getattr(annotation, "__optional_keys__", frozenset())
         fields = [(name, tp, name in optional_keys, None) for name, tp in hints.items()]
         spec = _object_spec(fields, dict)
         return _with_doc(spec, annotation)
@@ -281,9 +281,11 @@ def _compile(annotation: Any) -> _Spec:
 
 
 def _with_doc(spec: _Spec, annotation: type) -> _Spec:
-    doc = inspect.getdoc(annotation)
-    if doc and not doc.startswith(annotation.__name__ + "("):  # dataclass auto-doc
-        summary = doc.strip().split("\n\n")[0].replace("\n", " ")
+    # Only the class's own docstring: an inherited one (dict's, for a TypedDict) or the
+    # signature dataclasses generate says nothing about the object.
+    doc = annotation.__dict__.get("__doc__")
+    if doc and not doc.startswith(annotation.__name__ + "("):
+        summary = inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ")
         return _Spec({**spec.schema, "description": summary}, spec.convert, spec.optional)
     return spec
 

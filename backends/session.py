@@ -20,7 +20,7 @@ import contextlib
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -112,7 +112,7 @@ class Platform(ABC, Generic[S]):
         async with self._semaphore:
             yield
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release shared resources (HTTP clients, loaded models)."""
 
 
@@ -122,8 +122,8 @@ class Session(ABC, Generic[S]):
     def __init__(self, platform: Platform[S], schema: S, context: Context | None = None) -> None:
         self.platform = platform
         self.schema = schema
-        self.context = context if context is not None else Context.with_system(
-            schema.system_prompts
+        self.context = (
+            context if context is not None else Context.with_system(schema.system_prompts)
         )
         self.approver: ToolApprover | None = None
         """Asked before every function call; ``None`` runs every call."""
@@ -149,7 +149,7 @@ class Session(ABC, Generic[S]):
         return self._cancelled
 
     # Hooks for platforms ---------------------------------------------------------------
-    async def _setup(self) -> None:  # noqa: B027 - optional hook
+    async def _setup(self) -> None:
         """Prepare before the first generation (load a model, test model access)."""
 
     @abstractmethod
@@ -160,7 +160,7 @@ class Session(ABC, Generic[S]):
         model asked for function calls, one final :class:`ToolCallsDone`.
         """
 
-    def _on_cancel(self) -> None:  # noqa: B027 - optional hook
+    def _on_cancel(self) -> None:
         """Called by :meth:`cancel`; platforms may abort blocking I/O here."""
 
     # Public API --------------------------------------------------------------------------
@@ -170,13 +170,19 @@ class Session(ABC, Generic[S]):
             self._cancelled = True
             self._on_cancel()
 
-    async def generate(self) -> AsyncIterator[str]:
+    async def generate(self) -> AsyncGenerator[str, None]:
         """Generate a reply to the context, yielding text pieces as they arrive."""
-        async for event in self.stream():
-            if isinstance(event, TextDelta):
-                yield event.text
+        stream = self.stream()
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    yield event.text
+        finally:
+            # Close the event stream now, not when it is garbage collected, so that a
+            # consumer that stops early leaves the session ready at once.
+            await stream.aclose()
 
-    async def stream(self) -> AsyncIterator[Event]:
+    async def stream(self) -> AsyncGenerator[Event, None]:
         """Generate a reply to the context, yielding every :mod:`backends.events` event."""
         if self._state in (LLMState.GENERATING, LLMState.LOADING):
             raise LLMStateError()
@@ -203,11 +209,11 @@ class Session(ABC, Generic[S]):
             raise
         except Exception as exc:
             log.exception("unexpected error during generation")
-            error = UnknownLLMError(reason=f"{type(exc).__name__}: {exc}")
-            self._fail(context, error)
-            raise error from exc
+            wrapped = UnknownLLMError(reason=f"{type(exc).__name__}: {exc}")
+            self._fail(context, wrapped)
+            raise wrapped from exc
         finally:
-            if not finished and self._state is LLMState.GENERATING:
+            if not finished and self.state is LLMState.GENERATING:
                 # The consumer stopped iterating early.
                 context.mark_interrupted("stopped")
                 self._state = LLMState.READY

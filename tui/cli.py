@@ -35,11 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"spezichat {__version__}")
-    parser.add_argument(
-        "--onboarding", action="store_true", help="run the first-start setup again"
-    )
+    parser.add_argument("--onboarding", action="store_true", help="run the first-start setup again")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         importlib.import_module(f"tui.commands.{module}").add_parser(subparsers)
     return parser
 
