@@ -18,6 +18,7 @@ from backends import __version__
 # Subcommand name -> module under tui.commands (in the order --help lists them).
 COMMANDS: dict[str, str] = {
     "ask": "ask",
+    "history": "history",
 }
 
 EXIT_OK = 0

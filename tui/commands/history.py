@@ -1,0 +1,197 @@
+"""``spezichat history``: list, show, search and export stored conversations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _store_path() -> str:
+    # Same as tui.store.default_path(), without importing the settings module: --help
+    # must stay fast (a test checks that both agree).
+    from platformdirs import user_data_dir
+
+    return f"{user_data_dir('spezichat', appauthor=False)}/history.db"
+
+
+def add_parser(subparsers: Any) -> None:
+    path = _store_path()
+    parser = subparsers.add_parser(
+        "history",
+        help="list, show, search and export stored conversations",
+        description=(
+            "Read the conversations the app stored. Conversation ids may be shortened to "
+            "any unique prefix (as `list` prints them). "
+            f"The history database is {path}."
+        ),
+    )
+    commands = parser.add_subparsers(dest="history_command", metavar="ACTION")
+    commands.required = True
+
+    listing = commands.add_parser(
+        "list",
+        help="list conversations, most recent first",
+        description=f"List stored conversations, most recent first ({path}).",
+    )
+    listing.add_argument("-n", "--limit", type=int, help="show at most this many")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    show = commands.add_parser(
+        "show",
+        help="print one conversation",
+        description="Print one conversation to stdout, as Markdown or lossless JSON.",
+    )
+    show.add_argument("id", help="conversation id or unique prefix")
+    show.add_argument("-f", "--format", choices=("md", "json"), default="md")
+
+    search = commands.add_parser(
+        "search",
+        help="full-text search across all conversations",
+        description=(
+            "Search every stored message. Words must all appear (any order); use "
+            '"quotes" for a phrase, word* for a prefix, OR and NOT to combine. Text that '
+            "is not a valid query is searched literally."
+        ),
+    )
+    search.add_argument("query", nargs="+", help="what to look for")
+    search.add_argument("-n", "--limit", type=int, default=50, help="at most this many hits")
+    search.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    export = commands.add_parser(
+        "export",
+        help="write a conversation to a Markdown or JSON file",
+        description=(
+            "Write one conversation to a file named <date>-<title>-<id>.<format> in the "
+            "output folder and print the file's path."
+        ),
+    )
+    export.add_argument("id", help="conversation id or unique prefix")
+    export.add_argument("-f", "--format", choices=("md", "json"), default="md")
+    export.add_argument(
+        "-o", "--output", default=".", help="folder to write to (default: the current one)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tui.commands.common import fail
+    from tui.store import Store, StoreError
+
+    try:
+        store = Store.open_default()
+    except StoreError as error:
+        return fail(error)
+    try:
+        notice = store.recovery_notice
+        if notice is not None:
+            fail(notice)
+        action = {
+            "list": _list,
+            "show": _show,
+            "search": _search,
+            "export": _export,
+        }[args.history_command]
+        return action(store, args)
+    except StoreError as error:
+        return fail(error)
+    finally:
+        store.close()
+
+
+def _local(moment: Any) -> str:
+    return str(moment.astimezone().strftime("%Y-%m-%d %H:%M"))
+
+
+def _conversation_dict(conversation: Any) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "backend": conversation.backend,
+        "model": conversation.model,
+        "created": conversation.created.isoformat(),
+        "updated": conversation.updated.isoformat(),
+        "message_count": conversation.message_count,
+    }
+
+
+def _list(store: Any, args: argparse.Namespace) -> int:
+    import json
+
+    conversations = store.list_conversations(limit=args.limit)
+    if args.json:
+        print(json.dumps([_conversation_dict(c) for c in conversations], indent=2))
+        return 0
+    if not conversations:
+        print(f"No conversations yet (stored in {store.path}).", file=sys.stderr)
+        return 0
+    model_width = min(30, max(len(f"{c.backend}/{c.model}") for c in conversations))
+    print(f"{'ID':<8}  {'UPDATED':<16}  {'MSGS':>4}  {'MODEL':<{model_width}}  TITLE")
+    for c in conversations:
+        model = f"{c.backend}/{c.model}"
+        if len(model) > model_width:
+            model = model[: model_width - 1] + "…"
+        print(
+            f"{c.id[:8]}  {_local(c.updated)}  {c.message_count:>4}  "
+            f"{model:<{model_width}}  {c.title}"
+        )
+    return 0
+
+
+def _show(store: Any, args: argparse.Namespace) -> int:
+    from tui.export import export_json, export_markdown
+
+    conversation_id = store.resolve_id(args.id)
+    conversation = store.get_conversation(conversation_id)
+    context = store.load_context(conversation_id)
+    render = export_json if args.format == "json" else export_markdown
+    sys.stdout.write(render(conversation, context))
+    return 0
+
+
+def _search(store: Any, args: argparse.Namespace) -> int:
+    import json
+
+    query = " ".join(args.query)
+    tty = sys.stdout.isatty()
+    mark = ("\x1b[1m", "\x1b[0m") if tty and not args.json else ("", "")
+    hits = store.search(query, limit=args.limit, mark=mark)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "conversation_id": hit.conversation_id,
+                        "conversation_title": hit.conversation_title,
+                        "entry_id": hit.entry_id,
+                        "role": hit.role.value,
+                        "snippet": hit.snippet,
+                        "created": hit.created.isoformat(),
+                    }
+                    for hit in hits
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if not hits:
+        print(f"No message matches {query!r}.", file=sys.stderr)
+        return 1
+    for hit in hits:
+        print(
+            f"{hit.conversation_id[:8]}  {_local(hit.created)}  {hit.role.value:<9}  "
+            f"{hit.conversation_title}"
+        )
+        print(f"    {hit.snippet}")
+    return 0
+
+
+def _export(store: Any, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tui.export import export_to_file
+
+    conversation_id = store.resolve_id(args.id)
+    path = export_to_file(store, conversation_id, Path(args.output), args.format)
+    print(path)
+    return 0

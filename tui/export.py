@@ -1,0 +1,154 @@
+"""Export a stored conversation as Markdown (to read) or JSON (lossless, to process).
+
+The JSON document holds the conversation's metadata and its entries exactly as
+:meth:`backends.context.Context.to_list` writes them, so
+``Context.from_list(document["entries"])`` rebuilds the context entry for entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from backends.context import Context, ContextEntry, Role
+
+if TYPE_CHECKING:
+    from tui.store import Conversation, Store
+
+ExportFormat = Literal["md", "json"]
+FORMATS: tuple[ExportFormat, ...] = ("md", "json")
+JSON_FORMAT_NAME = "spezichat-conversation"
+JSON_FORMAT_VERSION = 1
+
+_HEADINGS = {
+    Role.SYSTEM: "System",
+    Role.USER: "User",
+    Role.ASSISTANT: "Assistant",
+    Role.TOOL: "Tool result",
+}
+
+
+def _local(moment: Any) -> str:
+    return str(moment.astimezone().strftime("%Y-%m-%d %H:%M"))
+
+
+def _fence(text: str, info: str = "") -> str:
+    """``text`` in a code fence longer than any backtick run inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{info}\n{text}\n{ticks}"
+
+
+def _pretty_arguments(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except ValueError:
+        return arguments
+
+
+def _entry_markdown(entry: ContextEntry) -> str:
+    heading = _HEADINGS[entry.role]
+    if entry.role is Role.TOOL and entry.name:
+        heading = f"Tool result: {entry.name}"
+    parts = [f"## {heading}", f"*{_local(entry.created)}*"]
+    if entry.role is Role.TOOL:
+        parts.append(_fence(entry.content))
+    elif entry.content:
+        parts.append(entry.content)
+    for call in entry.tool_calls:
+        arguments = _fence(_pretty_arguments(call.arguments), "json")
+        parts.append(f"**Tool call:** `{call.name}`\n\n{arguments}")
+    if entry.role is Role.ASSISTANT and not entry.complete:
+        why = {"stopped": "stopped by the user", "error": "ended by an error"}.get(
+            entry.finish_reason or "", "incomplete"
+        )
+        parts.append(f"*(reply {why})*")
+    return "\n\n".join(parts)
+
+
+def export_markdown(conversation: Conversation, context: Context) -> str:
+    """The conversation as a Markdown document: a header, then one section per entry."""
+    header = [
+        f"# {conversation.title}",
+        "",
+        f"- Backend: {conversation.backend or 'unknown'}",
+        f"- Model: {conversation.model or 'unknown'}",
+        f"- Started: {_local(conversation.created)}",
+        f"- Last message: {_local(conversation.updated)}",
+        f"- Conversation id: `{conversation.id}`",
+    ]
+    sections = ["\n".join(header), *(_entry_markdown(entry) for entry in context)]
+    return "\n\n".join(sections) + "\n"
+
+
+def export_json(conversation: Conversation, context: Context) -> str:
+    """The conversation as JSON: metadata plus the lossless ``Context.to_list()`` entries."""
+    document = {
+        "format": JSON_FORMAT_NAME,
+        "version": JSON_FORMAT_VERSION,
+        "conversation": {
+            "id": conversation.id,
+            "title": conversation.title,
+            "backend": conversation.backend,
+            "model": conversation.model,
+            "created": conversation.created.isoformat(),
+            "updated": conversation.updated.isoformat(),
+            "message_count": conversation.message_count,
+        },
+        "entries": context.to_list(),
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def export_filename(conversation: Conversation, fmt: ExportFormat) -> str:
+    """``<date>-<title slug>-<short id>.<fmt>``: readable, stable for one conversation."""
+    slug = re.sub(r"[^\w]+", "-", conversation.title.lower(), flags=re.UNICODE).strip("-_")
+    slug = slug[:48].rstrip("-_") or "conversation"
+    date = conversation.created.astimezone().strftime("%Y-%m-%d")
+    return f"{date}-{slug}-{conversation.id[:8]}.{fmt}"
+
+
+def export_to_file(store: Store, conversation_id: str, directory: Path, fmt: ExportFormat) -> Path:
+    """Write the conversation to ``directory`` (created if needed); returns the file's path.
+
+    Exporting the same conversation again replaces its earlier export. Raises
+    :class:`tui.store.StoreError` when the conversation is missing or the file cannot
+    be written.
+    """
+    from tui.store import ConversationNotFoundError, StoreError
+
+    if fmt not in FORMATS:
+        raise StoreError(
+            f"Unknown export format '{fmt}'.",
+            reason="Conversations can be exported as Markdown (md) or JSON (json).",
+            suggestion="Choose md or json.",
+        )
+    conversation = store.get_conversation(conversation_id)
+    if conversation is None:
+        raise ConversationNotFoundError()
+    context = store.load_context(conversation_id)
+    text = (
+        export_markdown(conversation, context)
+        if fmt == "md"
+        else export_json(conversation, context)
+    )
+    directory = Path(directory).expanduser()
+    path = directory / export_filename(conversation, fmt)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StoreError(
+            "The conversation could not be exported.",
+            reason=f"{exc.filename or directory}: {exc.strerror or exc}",
+            suggestion="Choose a folder you can write to (for example your home folder).",
+        ) from exc
+    return path

@@ -1,0 +1,751 @@
+"""The conversation history: a SQLite database under the platformdirs data directory.
+
+One file, ``<data_dir>/history.db``, holds every conversation and every context entry,
+losslessly (role, text, completeness, finish reason, tool calls, tool call id, name,
+creation time and order). It runs in WAL mode with a busy timeout, so several spezichat
+processes can read and write it at once; every write is one short ``BEGIN IMMEDIATE``
+transaction, so a crash or ``kill -9`` loses nothing that was saved. The schema evolves
+through append-only migrations keyed by ``PRAGMA user_version``. An FTS5 index, kept in
+sync by triggers, makes every message searchable.
+
+A file that is not a readable SQLite database is moved aside (renamed with a timestamp)
+and a fresh history is started; :attr:`Store.recovered_from` and
+:attr:`Store.recovery_notice` tell the caller so it can tell the user.
+
+Nothing here imports Textual: the app, ``spezichat history`` and scripts share it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+
+from backends.context import Context, ContextEntry, Role, ToolCall
+from backends.errors import LLMError
+from tui.export import export_json, export_markdown, export_to_file
+
+__all__ = [
+    "Autosaver",
+    "Conversation",
+    "ConversationNotFoundError",
+    "HistoryRecovered",
+    "SearchHit",
+    "Store",
+    "StoreError",
+    "default_path",
+    "export_json",
+    "export_markdown",
+    "export_to_file",
+    "title_from_text",
+]
+
+DB_NAME = "history.db"
+BUSY_TIMEOUT_S = 10.0
+"""How long a write waits for another process's write to finish before giving up."""
+
+# SQLite result codes that mean "this file is not a usable database".
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+_CORRUPT_MESSAGES = ("file is not a database", "database disk image is malformed")
+
+
+class StoreError(LLMError):
+    """The history database could not be read or written."""
+
+    description = "The conversation history could not be used."
+    reason = "The history database reported an error."
+    suggestion = "Restart spezichat; if it keeps happening, check the disk and the file."
+
+
+class ConversationNotFoundError(StoreError):
+    """No conversation has the given id (it may have been deleted by another window)."""
+
+    description = "That conversation does not exist."
+    reason = "No stored conversation has this id; it may have been deleted in another window."
+    suggestion = "Pick a conversation from the list (`spezichat history list`) or start a new one."
+
+
+class HistoryRecovered(StoreError):
+    """Not a failure: the damaged database was moved aside and a new one started."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One stored conversation; ``message_count`` counts entries other than system prompts."""
+
+    id: str
+    title: str
+    backend: str
+    model: str
+    created: datetime
+    updated: datetime
+    message_count: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One entry matching a search; ``snippet`` marks the matched words (see ``mark``)."""
+
+    conversation_id: str
+    conversation_title: str
+    entry_id: str
+    role: Role
+    snippet: str
+    created: datetime
+
+
+def default_path() -> Path:
+    """``<platformdirs data dir>/history.db`` (``$XDG_DATA_HOME/spezichat`` on Linux)."""
+    from tui.settings import data_dir
+
+    return data_dir() / DB_NAME
+
+
+def title_from_text(text: str, limit: int = 60) -> str:
+    """A conversation title from its first message: the first line, shortened."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = " ".join(line.split())
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "…"
+    return line or "New conversation"
+
+
+# Migrations ------------------------------------------------------------------------------
+# Append-only: never edit or reorder one that has shipped. Migration N (1-based) takes a
+# database from user_version N-1 to N.
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX conversations_updated ON conversations(updated)")
+    # `seq` is an INTEGER PRIMARY KEY (a stable rowid) so the FTS index can refer to it.
+    db.execute(
+        """CREATE TABLE entries (
+            seq INTEGER PRIMARY KEY,
+            conversation_id TEXT NOT NULL
+                REFERENCES conversations(id) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            complete INTEGER NOT NULL,
+            finish_reason TEXT,
+            tool_calls TEXT,
+            tool_call_id TEXT,
+            name TEXT,
+            created TEXT NOT NULL,
+            UNIQUE (conversation_id, id)
+        )"""
+    )
+    db.execute("CREATE INDEX entries_order ON entries(conversation_id, position)")
+    db.execute(
+        """CREATE VIRTUAL TABLE entries_fts USING fts5(
+            content, content='entries', content_rowid='seq',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )"""
+    )
+    db.execute(
+        """CREATE TRIGGER entries_fts_insert AFTER INSERT ON entries BEGIN
+            INSERT INTO entries_fts(rowid, content) VALUES (new.seq, new.content);
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER entries_fts_delete AFTER DELETE ON entries BEGIN
+            INSERT INTO entries_fts(entries_fts, rowid, content)
+                VALUES ('delete', old.seq, old.content);
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER entries_fts_update AFTER UPDATE OF content ON entries BEGIN
+            INSERT INTO entries_fts(entries_fts, rowid, content)
+                VALUES ('delete', old.seq, old.content);
+            INSERT INTO entries_fts(rowid, content) VALUES (new.seq, new.content);
+        END"""
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m001_initial,)
+
+
+# Helpers ---------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _stamp(moment: datetime) -> str:
+    # Fixed width, so that text order is time order.
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    return any(text in str(exc) for text in _CORRUPT_MESSAGES)  # pragma: no cover - 3.10
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    """Turn a SQLite error into a :class:`StoreError` that says what to do."""
+    text = str(exc)
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code == 5 or "locked" in text:  # SQLITE_BUSY
+        return StoreError(
+            "The conversation history is busy.",
+            reason=f"Another program kept {path} locked for more than {BUSY_TIMEOUT_S:g} s.",
+            suggestion="Try again; if it persists, close other spezichat windows.",
+        )
+    if code == 13 or "disk is full" in text:  # SQLITE_FULL
+        return StoreError(
+            "The conversation could not be saved: the disk is full.",
+            reason=f"SQLite could not write to {path}: {text}.",
+            suggestion="Free some disk space; what is on screen is kept until it can be saved.",
+        )
+    if code == 8 or "readonly" in text:  # SQLITE_READONLY
+        return StoreError(
+            "The conversation history is read-only.",
+            reason=f"{path} (or its folder) cannot be written: {text}.",
+            suggestion="Check the permissions of the file and its folder.",
+        )
+    if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):
+        return StoreError(
+            "The conversation history is damaged.",
+            reason=f"SQLite reported: {text} ({path}).",
+            suggestion="Restart spezichat: it moves the damaged file aside and starts afresh.",
+        )
+    return StoreError(
+        "The conversation history could not be used.",
+        reason=f"SQLite reported: {text} ({path}).",
+        suggestion="Try again; if it keeps failing, restart spezichat.",
+    )
+
+
+def _entry_from_row(row: sqlite3.Row) -> ContextEntry:
+    calls = json.loads(row["tool_calls"]) if row["tool_calls"] else ()
+    return ContextEntry(
+        Role(row["role"]),
+        row["content"],
+        complete=bool(row["complete"]),
+        id=row["id"],
+        created=datetime.fromisoformat(row["created"]),
+        tool_calls=[ToolCall(**call) for call in calls],
+        tool_call_id=row["tool_call_id"],
+        name=row["name"],
+        finish_reason=row["finish_reason"],
+    )
+
+
+_CONVERSATION_COLUMNS = """c.id, c.title, c.backend, c.model, c.created, c.updated,
+    (SELECT count(*) FROM entries e WHERE e.conversation_id = c.id AND e.role != 'system')
+        AS message_count"""
+
+
+def _conversation_from_row(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        backend=row["backend"],
+        model=row["model"],
+        created=datetime.fromisoformat(row["created"]),
+        updated=datetime.fromisoformat(row["updated"]),
+        message_count=row["message_count"],
+    )
+
+
+def _phrase(query: str) -> str:
+    """``query`` as one FTS5 phrase: every character literal."""
+    return '"' + query.replace('"', '""') + '"'
+
+
+# The store -------------------------------------------------------------------------------
+
+
+class Store:
+    """The history database. Thread-safe: one connection, calls serialized by a lock.
+
+    Every method is a single short transaction (well under a millisecond for
+    ``save_entry``), so the app may call it from its event loop.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.recovered_from: Path | None = None
+        """Where a damaged database was moved before this fresh one was created."""
+        self.recovery_reason: str | None = None
+        """What SQLite said about the damaged file."""
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                "The conversation history folder could not be created.",
+                reason=f"{self.path.parent}: {exc.strerror or exc}",
+                suggestion="Check the permissions of the data folder (XDG_DATA_HOME).",
+            ) from exc
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                raise _translate(exc, self.path) from exc
+            self.recovery_reason = str(exc)
+            self.recovered_from = self._move_aside()
+            try:
+                self._db = self._connect()
+            except sqlite3.Error as again:
+                raise _translate(again, self.path) from again
+
+    @classmethod
+    def open_default(cls) -> Store:
+        """Open ``<data_dir>/history.db``, creating it on first use."""
+        return cls(default_path())
+
+    # Opening ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # guarded by self._lock
+        )
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA journal_mode = WAL")
+            # With WAL, NORMAL never corrupts and survives process crashes; only a power
+            # loss may drop the last commits.
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(db)
+            # Catches damage that reading the schema alone would not notice.
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {result}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == len(MIGRATIONS):
+            return
+        if version > len(MIGRATIONS):
+            db.close()
+            raise StoreError(
+                "The conversation history was written by a newer spezichat.",
+                reason=(
+                    f"{self.path} has schema version {version}; this spezichat knows "
+                    f"versions up to {len(MIGRATIONS)}."
+                ),
+                suggestion="Upgrade spezichat (pip install -U spezichat).",
+            )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, len(MIGRATIONS)):
+                MIGRATIONS[number](db)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _move_aside(self) -> Path:
+        """Rename the damaged file (and its WAL) to ``history.db.corrupt-<time>``."""
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        counter = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{counter}")
+            counter += 1
+        try:
+            self.path.replace(target)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    side.replace(target.with_name(target.name + suffix))
+        except OSError as exc:
+            raise StoreError(
+                "The conversation history is damaged and could not be moved aside.",
+                reason=f"{self.path}: {exc.strerror or exc}",
+                suggestion=f"Move or delete {self.path} by hand, then start spezichat again.",
+            ) from exc
+        return target
+
+    @property
+    def recovery_notice(self) -> HistoryRecovered | None:
+        """What to tell the user when a damaged database was replaced, else ``None``."""
+        if self.recovered_from is None:
+            return None
+        return HistoryRecovered(
+            "The conversation history was damaged; a new, empty one was started.",
+            reason=(
+                f"{self.path} could not be read ({self.recovery_reason}). The old file was "
+                f"kept as {self.recovered_from}."
+            ),
+            suggestion=(
+                "New conversations are saved as usual. To rescue old ones, try: "
+                f"sqlite3 '{self.recovered_from}' .recover | sqlite3 rescued.db"
+            ),
+        )
+
+    # Transactions ----------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise _translate(exc, self.path) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    # Conversations ---------------------------------------------------------------------
+    def create_conversation(self, title: str, backend: str, model: str) -> Conversation:
+        moment = _now()
+        conversation = Conversation(
+            id=uuid.uuid4().hex,
+            title=title,
+            backend=backend,
+            model=model,
+            created=moment,
+            updated=moment,
+            message_count=0,
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO conversations (id, title, backend, model, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation.id, title, backend, model, _stamp(moment), _stamp(moment)),
+            )
+        return conversation
+
+    def list_conversations(self, limit: int | None = None) -> list[Conversation]:
+        """Conversations, most recently updated first."""
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c"
+                " ORDER BY c.updated DESC, c.rowid DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        return [_conversation_from_row(row) for row in rows]
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?",
+                (conversation_id,),
+            ).fetchone()
+        return None if row is None else _conversation_from_row(row)
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id of the one conversation whose id starts with ``prefix``."""
+        prefix = prefix.strip().lower()
+        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
+            raise ConversationNotFoundError(
+                f"'{prefix}' is not a conversation id.",
+                reason="Conversation ids are hexadecimal, as `spezichat history list` shows.",
+            )
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id FROM conversations WHERE substr(id, 1, ?) = ? LIMIT 2",
+                (len(prefix), prefix),
+            ).fetchall()
+        if not rows:
+            raise ConversationNotFoundError(
+                f"No conversation id starts with '{prefix}'.",
+                reason="No stored conversation has an id that begins with these characters.",
+            )
+        if len(rows) > 1:
+            raise ConversationNotFoundError(
+                f"More than one conversation id starts with '{prefix}'.",
+                reason="The id prefix is ambiguous.",
+                suggestion="Type more characters of the id (see `spezichat history list`).",
+            )
+        result: str = rows[0]["id"]
+        return result
+
+    def rename_conversation(self, conversation_id: str, title: str) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)
+            )
+            if cursor.rowcount == 0:
+                raise ConversationNotFoundError()
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and its entries (no error if it is already gone)."""
+        with self._write() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # Entries ---------------------------------------------------------------------------
+    def load_context(self, conversation_id: str) -> Context:
+        with self._read() as db:
+            if self._missing(db, conversation_id):
+                raise ConversationNotFoundError()
+            rows = db.execute(
+                "SELECT * FROM entries WHERE conversation_id = ? ORDER BY position, seq",
+                (conversation_id,),
+            ).fetchall()
+        return Context([_entry_from_row(row) for row in rows])
+
+    def save_entry(self, conversation_id: str, entry: ContextEntry) -> None:
+        """Insert or update ``entry`` (by its id); a new entry goes after the others.
+
+        Call it when the user sends a message (before the request goes out), while a
+        reply streams (see :class:`Autosaver`) and when the reply ends or is stopped.
+        """
+        with self._write() as db:
+            if self._missing(db, conversation_id):
+                raise ConversationNotFoundError(
+                    reason="The conversation was deleted, perhaps in another spezichat window.",
+                    suggestion="Start a new conversation (Ctrl+N); the text is still on screen.",
+                )
+            if self._upsert(db, conversation_id, entry, None):
+                self._touch(db, conversation_id)
+
+    def save_context(self, conversation_id: str, context: Context) -> None:
+        """Make the stored conversation equal ``context``: same entries, same order.
+
+        Entries the context no longer holds (a replaced streaming entry, a retried
+        reply) are deleted. Use it after edits that :meth:`save_entry` cannot express.
+        """
+        with self._write() as db:
+            if self._missing(db, conversation_id):
+                raise ConversationNotFoundError()
+            changed = False
+            keep = {entry.id for entry in context}
+            stored = db.execute(
+                "SELECT id FROM entries WHERE conversation_id = ?", (conversation_id,)
+            ).fetchall()
+            for row in stored:
+                if row["id"] not in keep:
+                    db.execute(
+                        "DELETE FROM entries WHERE conversation_id = ? AND id = ?",
+                        (conversation_id, row["id"]),
+                    )
+                    changed = True
+            for position, entry in enumerate(context):
+                changed |= self._upsert(db, conversation_id, entry, position)
+            if changed:
+                self._touch(db, conversation_id)
+
+    def delete_entries(self, conversation_id: str, entry_ids: Sequence[str]) -> None:
+        """Delete entries by id (for "retry"); ids that are not stored are ignored."""
+        with self._write() as db:
+            deleted = 0
+            for entry_id in entry_ids:
+                deleted += db.execute(
+                    "DELETE FROM entries WHERE conversation_id = ? AND id = ?",
+                    (conversation_id, entry_id),
+                ).rowcount
+            if deleted:
+                self._touch(db, conversation_id)
+
+    @staticmethod
+    def _missing(db: sqlite3.Connection, conversation_id: str) -> bool:
+        row = db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
+        return row.fetchone() is None
+
+    @staticmethod
+    def _touch(db: sqlite3.Connection, conversation_id: str) -> None:
+        db.execute(
+            "UPDATE conversations SET updated = ? WHERE id = ?", (_stamp(_now()), conversation_id)
+        )
+
+    @staticmethod
+    def _upsert(
+        db: sqlite3.Connection, conversation_id: str, entry: ContextEntry, position: int | None
+    ) -> bool:
+        """Write one entry; True when a row was inserted or changed."""
+        calls = json.dumps([c.to_dict() for c in entry.tool_calls]) if entry.tool_calls else None
+        values = (
+            entry.role.value,
+            entry.content,
+            int(entry.complete),
+            entry.finish_reason,
+            calls,
+            entry.tool_call_id,
+            entry.name,
+            entry.created.isoformat(),
+        )
+        if position is None:
+            next_position = (
+                "(SELECT coalesce(max(position), -1) + 1 FROM entries WHERE conversation_id = ?)"
+            )
+            position_args: tuple[object, ...] = (conversation_id,)
+        else:
+            next_position, position_args = "?", (position,)
+        cursor = db.execute(
+            f"""INSERT INTO entries (conversation_id, id, position, role, content, complete,
+                    finish_reason, tool_calls, tool_call_id, name, created)
+                VALUES (?, ?, {next_position}, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (conversation_id, id) DO UPDATE SET
+                    position = CASE WHEN ? THEN excluded.position ELSE position END,
+                    role = excluded.role, content = excluded.content,
+                    complete = excluded.complete, finish_reason = excluded.finish_reason,
+                    tool_calls = excluded.tool_calls, tool_call_id = excluded.tool_call_id,
+                    name = excluded.name, created = excluded.created
+                WHERE (? AND position IS NOT excluded.position)
+                    OR role IS NOT excluded.role OR content IS NOT excluded.content
+                    OR complete IS NOT excluded.complete
+                    OR finish_reason IS NOT excluded.finish_reason
+                    OR tool_calls IS NOT excluded.tool_calls
+                    OR tool_call_id IS NOT excluded.tool_call_id
+                    OR name IS NOT excluded.name OR created IS NOT excluded.created""",
+            (
+                conversation_id,
+                entry.id,
+                *position_args,
+                *values,
+                position is not None,
+                position is not None,
+            ),
+        )
+        return cursor.rowcount > 0
+
+    # Search ----------------------------------------------------------------------------
+    def search(
+        self, query: str, limit: int = 50, *, mark: tuple[str, str] = ("**", "**")
+    ) -> list[SearchHit]:
+        """Full-text search over every conversation's messages, best matches first.
+
+        ``query`` uses FTS5 syntax (words, "phrases", prefix*, AND/OR/NOT); text that is
+        not valid FTS5 syntax is searched as one literal phrase instead. System prompts
+        are not searched. ``mark`` surrounds the matched words in the snippet.
+        """
+        if not query.strip():
+            return []
+        with self._lock:
+            try:
+                rows = self._match(query, limit, mark)
+            except sqlite3.OperationalError:
+                # Not valid FTS5 syntax (`"unbalanced`, `a:b`, `-x`): search literally.
+                try:
+                    rows = self._match(_phrase(query), limit, mark)
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path) from exc
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        return [
+            SearchHit(
+                conversation_id=row["conversation_id"],
+                conversation_title=row["title"],
+                entry_id=row["id"],
+                role=Role(row["role"]),
+                snippet=" ".join(row["snippet"].split()),
+                created=datetime.fromisoformat(row["created"]),
+            )
+            for row in rows
+        ]
+
+    def _match(self, query: str, limit: int, mark: tuple[str, str]) -> list[sqlite3.Row]:
+        return self._db.execute(
+            """SELECT e.conversation_id, c.title, e.id, e.role, e.created,
+                    snippet(entries_fts, 0, ?, ?, '…', 16) AS snippet
+                FROM entries_fts
+                JOIN entries e ON e.seq = entries_fts.rowid
+                JOIN conversations c ON c.id = e.conversation_id
+                WHERE entries_fts MATCH ? AND e.role != 'system'
+                ORDER BY entries_fts.rank, e.seq DESC
+                LIMIT ?""",
+            (mark[0], mark[1], query, limit),
+        ).fetchall()
+
+    # Lifetime --------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Run SQLite's and FTS5's integrity checks; an empty list means all is well."""
+        problems: list[str] = []
+        with self._read() as db:
+            rows = db.execute("PRAGMA integrity_check").fetchall()
+            problems += [row[0] for row in rows if row[0] != "ok"]
+            try:
+                db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('integrity-check')")
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"search index: {exc}")
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Autosaver:
+    """Saves a streaming reply at most once per ``interval`` seconds, and on :meth:`flush`.
+
+    Call :meth:`update` after every piece of text and :meth:`flush` when the reply ends,
+    is stopped or fails; a crash then loses at most ``interval`` seconds of the reply.
+    """
+
+    def __init__(self, store: Store, conversation_id: str, interval: float = 1.0) -> None:
+        self.store = store
+        self.conversation_id = conversation_id
+        self.interval = interval
+        self.saves = 0
+        """How many times an entry was written."""
+        self._last: float | None = None
+
+    def update(self, entry: ContextEntry) -> bool:
+        """Save ``entry`` if the interval has passed since the last save; True if saved."""
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._save(entry, now)
+        return True
+
+    def flush(self, entry: ContextEntry) -> None:
+        """Save ``entry`` now, whatever the interval."""
+        self._save(entry, time.monotonic())
+
+    def _save(self, entry: ContextEntry, now: float) -> None:
+        self.store.save_entry(self.conversation_id, entry)
+        self._last = now
+        self.saves += 1
