@@ -1,0 +1,196 @@
+"""OpenAI over its HTTP API (httpx + httpx-sse, no SDK), and the core reused by fog nodes.
+
+Use::
+
+    from backends import Runner
+    from backends.openai import OpenAIPlatform, OpenAISchema
+
+    async with Runner([OpenAIPlatform()]) as runner:
+        session = runner.session(OpenAISchema(model="gpt-4o-mini", temperature=0.2))
+        session.context.append_user("Hello!")
+        async for piece in session.generate():
+            print(piece, end="")
+
+Layers, from the wire up (each usable on its own):
+
+``backends.openai.chat``
+    :class:`ChatCompletionsSchema` (a :class:`~backends.session.Schema` with temperature,
+    top_p, stop, max_completion_tokens, seed, penalties, logit_bias, response_format,
+    extra_body), :class:`ResponseFormat`, :func:`build_request_body` (schema + context
+    -> CreateChatCompletionRequest with ``stream`` and ``stream_options.include_usage``)
+    and :class:`StreamAccumulator` (chunks -> TextDelta/Usage events; tool-call fragments
+    assembled by ``index`` into one final ToolCallsDone).
+
+``backends.openai.client``
+    :class:`ChatCompletionsClient` (http, base_url, token=, errors=, retry=, headers=,
+    extensions=): ``stream_chat(body, cancel=)``, ``list_models()``,
+    ``retrieve_model(id)``, ``get_json(path)``. It never owns the ``httpx.AsyncClient``
+    (bring your own, with your TLS verification), sends the token only under
+    ``base_url``, follows no redirects, retries failures that happened before any
+    output, and parses the spec's ErrorResponse into :class:`APIErrorInfo`.
+
+    * :class:`TokenProvider`: ``async (refresh: bool) -> str | None``; after a 401 it is
+      asked once with ``refresh=True`` and the request is repeated if the token changed.
+      :func:`static_token` wraps a fixed key.
+    * :class:`ErrorMapper`: subclass and override ``http_error(status, info, headers,
+      model=)``, ``stream_error``, ``transport_error``, ``stream_cut``, ``bad_chunk`` to
+      raise your own :class:`~backends.errors.LLMError` subclasses; set ``retryable``
+      (and ``retry_after``) on those a :class:`RetryPolicy` may retry.
+    * ``extensions`` are httpx request extensions, e.g. ``{"sni_hostname": "node.local"}``;
+      ``headers`` are sent with every request (e.g. a ``Host`` override).
+    * :class:`ChatCompletionsSession`: implement ``chat_client()`` (and optionally
+      ``_setup()`` and ``request_body(context)``); streaming, cancellation (also while
+      waiting for the server) and retries are done.
+
+``backends.openai.platform``
+    :class:`OpenAISchema` (+ ``api_key`` override, ``test_model_access``),
+    :class:`OpenAIPlatform` (base URL: ``OPENAI_BASE_URL`` > configured > public API;
+    timeout; concurrent-stream limit; model list; model access test) and
+    :class:`OpenAISession`.
+
+``backends.openai.keys``
+    Key resolution (explicit > ``OPENAI_API_KEY`` > keyring or a 0600 file) and
+    :class:`KeyStore` for ``spezichat key``.
+
+``backends.openai.errors``
+    :class:`MissingAPIKeyError`, :class:`InvalidAPIKeyError` (401),
+    :class:`ModelAccessError` (403/404), :class:`InsufficientQuotaError` (429, not
+    retried), :class:`RateLimitError` (429, retried honouring Retry-After),
+    :class:`ServerError` (5xx, retried before any token), :class:`ConnectivityError`,
+    :class:`RequestTimeoutError`, :class:`IncompleteReplyError` (stream cut mid-reply;
+    the partial reply stays in the context, marked incomplete), :class:`RequestRejectedError`,
+    :class:`StreamFormatError`, :class:`KeyStorageError`; all subclass :class:`OpenAIError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ChatCompletionsSchema": "chat",
+    "ResponseFormat": "chat",
+    "StreamAccumulator": "chat",
+    "build_request_body": "chat",
+    "ChatCompletionsClient": "client",
+    "ChatCompletionsSession": "client",
+    "ErrorMapper": "client",
+    "ModelInfo": "client",
+    "RetryPolicy": "client",
+    "TokenProvider": "client",
+    "static_token": "client",
+    "APIErrorInfo": "errors",
+    "ConnectivityError": "errors",
+    "IncompleteReplyError": "errors",
+    "InsufficientQuotaError": "errors",
+    "InvalidAPIKeyError": "errors",
+    "KeyStorageError": "errors",
+    "MissingAPIKeyError": "errors",
+    "ModelAccessError": "errors",
+    "OpenAIError": "errors",
+    "RateLimitError": "errors",
+    "RequestRejectedError": "errors",
+    "RequestTimeoutError": "errors",
+    "ServerError": "errors",
+    "StreamFormatError": "errors",
+    "KeyStore": "keys",
+    "ResolvedKey": "keys",
+    "mask_key": "keys",
+    "resolve_api_key": "keys",
+    "DEFAULT_BASE_URL": "platform",
+    "OpenAIPlatform": "platform",
+    "OpenAISchema": "platform",
+    "OpenAISession": "platform",
+    "resolve_base_url": "platform",
+}
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIErrorInfo",
+    "ChatCompletionsClient",
+    "ChatCompletionsSchema",
+    "ChatCompletionsSession",
+    "ConnectivityError",
+    "ErrorMapper",
+    "IncompleteReplyError",
+    "InsufficientQuotaError",
+    "InvalidAPIKeyError",
+    "KeyStorageError",
+    "KeyStore",
+    "MissingAPIKeyError",
+    "ModelAccessError",
+    "ModelInfo",
+    "OpenAIError",
+    "OpenAIPlatform",
+    "OpenAISchema",
+    "OpenAISession",
+    "RateLimitError",
+    "RequestRejectedError",
+    "RequestTimeoutError",
+    "ResolvedKey",
+    "ResponseFormat",
+    "RetryPolicy",
+    "ServerError",
+    "StreamAccumulator",
+    "StreamFormatError",
+    "TokenProvider",
+    "build_request_body",
+    "mask_key",
+    "resolve_api_key",
+    "resolve_base_url",
+    "static_token",
+]
+
+if TYPE_CHECKING:
+    from backends.openai.chat import (
+        ChatCompletionsSchema,
+        ResponseFormat,
+        StreamAccumulator,
+        build_request_body,
+    )
+    from backends.openai.client import (
+        ChatCompletionsClient,
+        ChatCompletionsSession,
+        ErrorMapper,
+        ModelInfo,
+        RetryPolicy,
+        TokenProvider,
+        static_token,
+    )
+    from backends.openai.errors import (
+        APIErrorInfo,
+        ConnectivityError,
+        IncompleteReplyError,
+        InsufficientQuotaError,
+        InvalidAPIKeyError,
+        KeyStorageError,
+        MissingAPIKeyError,
+        ModelAccessError,
+        OpenAIError,
+        RateLimitError,
+        RequestRejectedError,
+        RequestTimeoutError,
+        ServerError,
+        StreamFormatError,
+    )
+    from backends.openai.keys import KeyStore, ResolvedKey, mask_key, resolve_api_key
+    from backends.openai.platform import (
+        DEFAULT_BASE_URL,
+        OpenAIPlatform,
+        OpenAISchema,
+        OpenAISession,
+        resolve_base_url,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backends.openai' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"backends.openai.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,535 @@
+"""Streaming chat completions over httpx: the reusable core of OpenAI-compatible backends.
+
+:class:`ChatCompletionsClient` sends requests to one base URL through a caller-owned
+``httpx.AsyncClient``: it streams ``/chat/completions`` with SSE (httpx-sse), lists and
+retrieves models, attaches the bearer token from a :class:`TokenProvider`, retries what
+may succeed on a second try (:class:`RetryPolicy`) and turns every failure into a typed
+error through an :class:`ErrorMapper`. :class:`ChatCompletionsSession` is a session that
+streams through such a client; a platform only says which client a session uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from backends.context import Context
+from backends.errors import LLMError
+from backends.events import Notice, PlatformEvent
+from backends.openai.chat import ChatCompletionsSchema, StreamAccumulator, build_request_body
+from backends.openai.errors import (
+    APIErrorInfo,
+    ConnectivityError,
+    IncompleteReplyError,
+    InsufficientQuotaError,
+    InvalidAPIKeyError,
+    ModelAccessError,
+    OpenAIError,
+    RateLimitError,
+    RequestRejectedError,
+    RequestTimeoutError,
+    ServerError,
+    StreamFormatError,
+)
+from backends.session import Session
+
+
+class TokenProvider(Protocol):
+    """Supplies the bearer token; ``refresh=True`` after a 401 asks for a new one.
+
+    Returning ``None`` sends no Authorization header. Returning the same token on a
+    refresh means "no better token": the 401 is then reported.
+    """
+
+    def __call__(self, *, refresh: bool = False) -> Awaitable[str | None]: ...
+
+
+def static_token(token: str | None) -> TokenProvider:
+    """A provider that always returns ``token``."""
+
+    async def provide(*, refresh: bool = False) -> str | None:
+        return token
+
+    return provide
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry requests that failed before any output arrived."""
+
+    max_attempts: int = 3
+    """Attempts in total, the first included (1 disables retrying)."""
+    base_delay: float = 0.5
+    """Wait before the first retry when the server names none; doubles each time."""
+    max_delay: float = 8.0
+    """Longest wait between attempts that spezichat picks by itself."""
+    max_retry_after: float = 30.0
+    """Longest server-requested wait (Retry-After) honoured; longer ones end the request."""
+
+    def delay(self, attempt: int, error: LLMError) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up."""
+        if attempt >= self.max_attempts or not getattr(error, "retryable", False):
+            return None
+        requested = getattr(error, "retry_after", None)
+        if isinstance(requested, (int, float)):
+            wait = max(0.0, float(requested))
+            return wait if wait <= self.max_retry_after else None
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(millis) / 1000)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ErrorMapper:
+    """Turns HTTP statuses, transport failures and broken streams into typed errors.
+
+    Subclass it to use other error classes or wording (a fog node, Ollama); every method
+    returns the error to raise. Set ``retryable = True`` (and ``retry_after``) on errors
+    a :class:`RetryPolicy` may retry.
+    """
+
+    service = "the OpenAI API"
+
+    def http_error(
+        self, status: int, info: APIErrorInfo, headers: httpx.Headers, *, model: str | None
+    ) -> LLMError:
+        """A non-2xx response to any request; ``model`` is set for chat and model requests."""
+        wait = retry_after(headers)
+        if status == 401:
+            return InvalidAPIKeyError(status=status, info=info)
+        if status in (403, 404) and model is not None:
+            return ModelAccessError(
+                f"The model '{model}' cannot be used with this API key.",
+                status=status,
+                info=info,
+            )
+        if status == 429:
+            if "insufficient_quota" in (info.code, info.type):
+                return InsufficientQuotaError(status=status, info=info)
+            return RateLimitError(status=status, info=info, retry_after=wait)
+        if status >= 500:
+            return ServerError(
+                reason=f"{service_cap(self.service)} answered HTTP {status}: "
+                f"{info.message or 'no details'}",
+                status=status,
+                info=info,
+                retry_after=wait,
+            )
+        if 400 <= status < 500:
+            return RequestRejectedError(
+                reason=f"HTTP {status}: {info.message or 'no details'}", status=status, info=info
+            )
+        return OpenAIError(reason=f"Unexpected HTTP {status}: {info.message}", status=status)
+
+    def stream_error(self, info: APIErrorInfo, *, partial: bool) -> LLMError:
+        """An error object sent inside the event stream."""
+        if partial:
+            return IncompleteReplyError(
+                reason=f"The server stopped the reply with an error: {info.message}", info=info
+            )
+        return OpenAIError(reason=f"The server reported an error: {info.message}", info=info)
+
+    def transport_error(self, exc: httpx.TransportError, *, partial: bool) -> LLMError:
+        """The connection failed, timed out or was cut."""
+        if partial:
+            why = (
+                f"{service_cap(self.service)} sent nothing more within the timeout."
+                if isinstance(exc, httpx.TimeoutException)
+                else f"The connection broke in the middle of the reply ({_describe(exc)})."
+            )
+            return IncompleteReplyError(reason=why)
+        if isinstance(exc, httpx.TimeoutException):
+            return RequestTimeoutError(
+                reason=f"{service_cap(self.service)} did not answer in time ({_describe(exc)})."
+            )
+        return ConnectivityError(reason=f"Could not reach {self.service}: {_describe(exc)}.")
+
+    def stream_cut(self, *, partial: bool) -> LLMError:
+        """The stream ended without a final chunk or ``[DONE]``."""
+        if partial:
+            return IncompleteReplyError()
+        return ConnectivityError(
+            reason=f"{service_cap(self.service)} closed the stream before sending anything."
+        )
+
+    def bad_chunk(self, data: str) -> LLMError:
+        """A stream event that is not a chat-completion chunk."""
+        return StreamFormatError(reason=f"Unreadable stream data: {data[:200]!r}")
+
+
+def service_cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the server offers (the spec's Model object)."""
+
+    id: str
+    created: int | None = None
+    owned_by: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> ModelInfo | None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+            return None
+        created = data.get("created")
+        owner = data.get("owned_by")
+        return cls(
+            id=data["id"],
+            created=created if isinstance(created, int) else None,
+            owned_by=owner if isinstance(owner, str) else None,
+        )
+
+
+class _Stopped(Exception):
+    """The caller cancelled while we waited for the server."""
+
+
+T = TypeVar("T")
+
+
+async def _until_cancelled(step: Awaitable[T], cancel: asyncio.Event | None) -> T:
+    """Await ``step`` unless ``cancel`` is set first (then raise :class:`_Stopped`)."""
+    if cancel is None:
+        return await step
+    if cancel.is_set():
+        if asyncio.iscoroutine(step):
+            step.close()
+        raise _Stopped
+    task = asyncio.ensure_future(step)
+    waiter = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise _Stopped
+
+
+class ChatCompletionsClient:
+    """Talks to one OpenAI-compatible base URL through a shared ``httpx.AsyncClient``.
+
+    The client does not own ``http`` (the platform does, one per platform). The bearer
+    token goes only to URLs under ``base_url``; redirects are never followed.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        token: TokenProvider | None = None,
+        errors: ErrorMapper | None = None,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.token = token or static_token(None)
+        self.errors = errors or ErrorMapper()
+        self.retry = retry or RetryPolicy()
+        self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
+        """httpx request extensions for every request (for example ``sni_hostname``)."""
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, stream: bool, refresh: bool = False
+    ) -> httpx.Response:
+        url = self.url(path)
+        if not url.startswith(self.base_url + "/"):  # pragma: no cover - defensive
+            raise ValueError("refusing to send credentials outside the base URL")
+        headers = dict(self.headers)
+        token = await self.token(refresh=refresh)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        request = self.http.build_request(
+            method,
+            url,
+            json=body,
+            headers=headers,
+            extensions=self.extensions or None,
+        )
+        return await self.http.send(request, stream=stream, follow_redirects=False)
+
+    async def _checked(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        stream: bool,
+        model: str | None,
+        cancel: asyncio.Event | None = None,
+    ) -> httpx.Response:
+        """Send a request; a non-2xx response raises the mapped error.
+
+        After a 401 the token provider is asked once for a fresh token.
+        """
+        refreshed = False
+        while True:
+            try:
+                response = await _until_cancelled(
+                    self._request(method, path, body=body, stream=stream, refresh=refreshed),
+                    cancel,
+                )
+            except httpx.TransportError as exc:
+                raise self.errors.transport_error(exc, partial=False) from exc
+            if response.is_success:
+                return response
+            try:
+                raw = await _until_cancelled(response.aread(), cancel)
+            except httpx.TransportError:
+                raw = b""
+            finally:
+                await response.aclose()
+            info = _error_info(raw, response.status_code)
+            if response.status_code == 401 and not refreshed:
+                used = response.request.headers.get("Authorization")
+                fresh = await self.token(refresh=True)
+                if fresh and f"Bearer {fresh}" != used:
+                    refreshed = True
+                    continue
+            raise self.errors.http_error(response.status_code, info, response.headers, model=model)
+
+    async def get_json(self, path: str, *, model: str | None = None) -> Any:
+        """GET ``path`` (retrying what may succeed) and decode the JSON answer."""
+        attempt = 1
+        while True:
+            try:
+                response = await self._checked("GET", path, stream=False, model=model)
+                try:
+                    return response.json()
+                except ValueError as exc:
+                    raise self.errors.bad_chunk(response.text) from exc
+            except LLMError as error:
+                delay = self.retry.delay(attempt, error)
+                if delay is None:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def list_models(self) -> list[ModelInfo]:
+        """``GET /models``: the models this key can use, sorted by id."""
+        data = await self.get_json("models")
+        items = data.get("data") if isinstance(data, Mapping) else data
+        models = [m for m in map(ModelInfo.parse, items or ()) if m is not None]
+        return sorted(models, key=lambda m: m.id)
+
+    async def retrieve_model(self, model: str) -> ModelInfo:
+        """``GET /models/{model}``: raises the mapped model-access error when not offered."""
+        from urllib.parse import quote
+
+        data = await self.get_json(f"models/{quote(model, safe='')}", model=model)
+        return ModelInfo.parse(data) or ModelInfo(id=model)
+
+    async def stream_chat(
+        self,
+        body: Mapping[str, Any],
+        *,
+        cancel: asyncio.Event | None = None,
+    ) -> AsyncIterator[PlatformEvent]:
+        """POST ``/chat/completions`` with ``stream: true`` and yield events as they arrive.
+
+        Failures before any output are retried per the :class:`RetryPolicy` (each retry
+        announced by a :class:`Notice`); once text or a tool call arrived, a failure
+        raises the mapped error at once. Setting ``cancel`` ends the stream quietly.
+        """
+        model = body.get("model")
+        attempt = 1
+        while True:
+            accumulator = StreamAccumulator()
+            try:
+                async for event in self._stream_once(
+                    body, accumulator, cancel, model if isinstance(model, str) else None
+                ):
+                    yield event
+                return
+            except _Stopped:
+                return
+            except LLMError as error:
+                delay = None if accumulator.received_output else self.retry.delay(attempt, error)
+                if delay is None:
+                    raise
+                attempt += 1
+                yield Notice(
+                    f"{error.description} Retrying in {delay:.1f} s "
+                    f"(attempt {attempt} of {self.retry.max_attempts})."
+                )
+            try:
+                await _until_cancelled(asyncio.sleep(delay), cancel)
+            except _Stopped:
+                return
+
+    async def _stream_once(
+        self,
+        body: Mapping[str, Any],
+        accumulator: StreamAccumulator,
+        cancel: asyncio.Event | None,
+        model: str | None,
+    ) -> AsyncIterator[PlatformEvent]:
+        response = await self._checked(
+            "POST", "chat/completions", body=body, stream=True, model=model, cancel=cancel
+        )
+        try:
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                # A server that ignored `stream: true` answers with one JSON object.
+                raw = await _until_cancelled(response.aread(), cancel)
+                for event in _whole_reply(raw, accumulator, self.errors):
+                    yield event
+                return
+            with self._mapped_transport_errors(accumulator):
+                async for event in self._events(response, accumulator, cancel):
+                    yield event
+        finally:
+            await response.aclose()
+
+    @contextlib.contextmanager
+    def _mapped_transport_errors(
+        self, accumulator: StreamAccumulator
+    ) -> Generator[None, None, None]:
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise self.errors.transport_error(exc, partial=accumulator.received_output) from exc
+
+    async def _events(
+        self, response: httpx.Response, accumulator: StreamAccumulator, cancel: asyncio.Event | None
+    ) -> AsyncIterator[PlatformEvent]:
+        from httpx_sse import EventSource
+
+        source = EventSource(response).aiter_sse()
+        done = False
+        try:
+            while True:
+                try:
+                    sse = await _until_cancelled(source.__anext__(), cancel)
+                except StopAsyncIteration:
+                    break
+                data = sse.data
+                if data.strip() == "[DONE]":
+                    done = True
+                    break
+                if not data.strip():
+                    continue
+                try:
+                    chunk = json.loads(data)
+                except ValueError as exc:
+                    raise self.errors.bad_chunk(data) from exc
+                if not isinstance(chunk, Mapping):
+                    raise self.errors.bad_chunk(data)
+                if "error" in chunk and not chunk.get("choices"):
+                    info = APIErrorInfo.parse(chunk)
+                    raise self.errors.stream_error(info, partial=accumulator.received_output)
+                for event in accumulator.feed(chunk):
+                    yield event
+        finally:
+            await source.aclose()
+        if not done and accumulator.finish_reason is None:
+            raise self.errors.stream_cut(partial=accumulator.received_output)
+        for event in accumulator.finish():
+            yield event
+
+
+def _error_info(raw: bytes, status: int) -> APIErrorInfo:
+    fallback = f"HTTP {status}"
+    text = raw.decode("utf-8", "replace")
+    try:
+        payload: Any = json.loads(text)
+    except ValueError:
+        payload = text
+    return APIErrorInfo.parse(payload, fallback)
+
+
+def _whole_reply(
+    raw: bytes, accumulator: StreamAccumulator, errors: ErrorMapper
+) -> list[PlatformEvent]:
+    """Events of a non-streamed ChatCompletion answer."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise errors.bad_chunk(text) from exc
+    if not isinstance(data, Mapping):
+        raise errors.bad_chunk(text)
+    choices = []
+    for choice in data.get("choices") or ():
+        if isinstance(choice, Mapping):
+            message = choice.get("message") or {}
+            choices.append({**choice, "delta": message})
+    events = accumulator.feed({"choices": choices, "usage": data.get("usage")})
+    return [*events, *accumulator.finish()]
+
+
+S = TypeVar("S", bound=ChatCompletionsSchema)
+
+
+class ChatCompletionsSession(Session[S]):
+    """A session that streams chat completions; subclasses say which client to use."""
+
+    _cancel_event: asyncio.Event | None = None
+
+    @abstractmethod
+    def chat_client(self) -> ChatCompletionsClient:
+        """The client for this session's requests (token and base URL included)."""
+
+    def request_body(self, context: Context) -> dict[str, Any]:
+        """The request body for ``context``; override to adapt it to a server."""
+        return build_request_body(self.schema, context)
+
+    async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
+        self._cancel_event = asyncio.Event()
+        if self.cancelled:
+            self._cancel_event.set()
+        body = self.request_body(context)
+        async for event in self.chat_client().stream_chat(body, cancel=self._cancel_event):
+            yield event
+
+    def _on_cancel(self) -> None:
+        if self._cancel_event is not None:
+            self._cancel_event.set()
+
+
+ClientFactory = Callable[[], httpx.AsyncClient]
