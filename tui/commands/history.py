@@ -20,10 +20,11 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "history",
         help="list, show, search and export stored conversations",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Read the conversations the app stored. Conversation ids may be shortened to "
-            "any unique prefix (as `list` prints them). "
-            f"The history database is {path}."
+            "Read the conversations the app stored. Conversation ids may be shortened\n"
+            "to any unique prefix (as `list` prints them).\n\n"
+            f"History database:\n  {path}"
         ),
     )
     commands = parser.add_subparsers(dest="history_command", metavar="ACTION")
@@ -32,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
     listing = commands.add_parser(
         "list",
         help="list conversations, most recent first",
-        description=f"List stored conversations, most recent first ({path}).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"List stored conversations, most recent first, from\n  {path}",
     )
     listing.add_argument("-n", "--limit", type=int, help="show at most this many")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
