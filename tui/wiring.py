@@ -16,6 +16,7 @@ from tui.settings import Settings
 
 BACKENDS: dict[str, str] = {
     "mock": "A scripted mock model for demos and tests (no network).",
+    "openai": "OpenAI's API (or any compatible server at OPENAI_BASE_URL); needs an API key.",
 }
 
 
@@ -47,6 +48,14 @@ def make_platform(backend: str, settings: Settings) -> Platform[Any]:
         from backends.mock import MockPlatform
 
         return MockPlatform()
+    if backend == "openai":
+        from backends.openai import OpenAIPlatform
+
+        return OpenAIPlatform(
+            base_url=settings.openai.base_url or None,
+            timeout=settings.openai.timeout,
+            max_concurrent_streams=settings.openai.max_concurrent_streams,
+        )
     raise unknown_backend(backend)
 
 
@@ -59,6 +68,26 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             model=options.model or "mock",
             system_prompts=options.system_prompts,
             functions=options.tools,
+            **options.extra,
+        )
+    if options.backend == "openai":
+        from backends.openai import OpenAISchema
+
+        if not options.model:
+            raise ConfigurationError(
+                "No OpenAI model is chosen.",
+                reason="Neither --model nor the settings name a model for the openai backend.",
+                suggestion="Pass --model (for example gpt-4o-mini); "
+                "`spezichat models --backend openai` lists the models your key can use.",
+            )
+        return OpenAISchema(
+            model=options.model,
+            system_prompts=options.system_prompts,
+            functions=options.tools,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            max_completion_tokens=options.max_tokens,
+            test_model_access=settings.openai.test_model_access,
             **options.extra,
         )
     raise unknown_backend(options.backend)
