@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -57,6 +59,38 @@ def test_opens_in_wal_mode_with_current_schema_version(tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) >= 1
     db.close()
+
+
+def test_older_schema_is_migrated_in_place_keeping_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    db = sqlite3.connect(path)
+    MIGRATIONS[0](db)  # a database as the first released version left it
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO conversations VALUES ('ab12', 'old', 'mock', 'm', ?, ?)",
+        ("2024-01-01T00:00:00.000000+00:00", "2024-01-01T00:00:00.000000+00:00"),
+    )
+    db.execute(
+        "INSERT INTO entries (conversation_id, id, position, role, content, complete, created)"
+        " VALUES ('ab12', 'e1', 0, 'user', 'kept across upgrades', 1, ?)",
+        ("2024-01-01T00:00:00+00:00",),
+    )
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert [c.title for c in store.list_conversations()] == ["old"]
+        assert store.load_context("ab12")[0].content == "kept across upgrades"
+        assert [h.entry_id for h in store.search("upgrades")] == ["e1"]
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "entries_role" in indexes
+    db.close()
+
+
+def test_importing_the_store_loads_no_textual() -> None:
+    code = "import sys, tui.store, tui.export; assert 'textual' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_default_path_is_under_the_xdg_data_dir(isolated_dirs: Path) -> None:
