@@ -19,6 +19,8 @@ from backends import __version__
 COMMANDS: dict[str, str] = {
     "ask": "ask",
     "history": "history",
+    "models": "models",
+    "key": "key",
 }
 
 EXIT_OK = 0

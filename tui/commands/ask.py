@@ -32,6 +32,18 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
+    parser.add_argument(
+        "--tools",
+        metavar="FILE.py",
+        help="offer the @llm_function tools of a Python file to the model; each call is "
+        "shown on stderr and runs only after you answer y on the terminal",
+    )
+    parser.add_argument(
+        "--approve-tools",
+        action="store_true",
+        help="run tool calls without asking (without a terminal and without this flag, "
+        "tool calls are refused and the model is told so)",
+    )
 
 
 def read_prompt(args: argparse.Namespace) -> str | None:
@@ -59,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
     from backends.errors import LLMError
     from tui.wiring import ChatOptions
 
+    tools: tuple[Any, ...] = ()
+    if args.tools:
+        from backends.functions import load_tools
+
+        try:
+            tools = tuple(load_tools(args.tools))
+        except LLMError as error:
+            return fail(error)
+
     backend = args.backend or settings.general.backend or "mock"
     system = tuple(args.system) if args.system else (settings.general.system_prompt,)
     options = ChatOptions(
@@ -67,28 +88,81 @@ def run(args: argparse.Namespace) -> int:
         system_prompts=tuple(s for s in system if s),
         temperature=args.temperature if args.temperature is not None else None,
         max_tokens=args.max_tokens,
+        tools=tools,
     )
     try:
-        return asyncio.run(_ask(prompt, options, settings))
+        return asyncio.run(_ask(prompt, options, settings, approve_tools=args.approve_tools))
     except LLMError as error:
         return fail(error)
 
 
-async def _ask(prompt: str, options: Any, settings: Any) -> int:
+async def _ask(prompt: str, options: Any, settings: Any, *, approve_tools: bool = False) -> int:
+    from backends.events import Notice, TextDelta, ToolCallResult
     from backends.runner import Runner
     from tui.wiring import make_platform, make_schema
 
     schema = make_schema(options, settings)
     async with Runner([make_platform(options.backend, settings)]) as runner:
         session = runner.session(schema)
+        session.approver = _tool_approver(approve_tools)
         session.context.append_user(prompt)
         out = sys.stdout
         last = ""
-        async for piece in session.generate():
-            out.write(piece)
-            out.flush()
-            last = piece
+        async for event in session.stream():
+            if isinstance(event, TextDelta):
+                out.write(event.text)
+                out.flush()
+                last = event.text
+            elif isinstance(event, ToolCallResult):
+                status = "error" if event.is_error else "result"
+                print(f"  {status}: {_clip(event.content)}", file=sys.stderr)
+            elif isinstance(event, Notice):
+                print(f"note: {event.text}", file=sys.stderr)
         if out.isatty() and not last.endswith("\n"):
             out.write("\n")
             out.flush()
     return 0
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _tool_approver(approve_all: bool) -> Any:
+    """Shows each tool call on stderr and asks for a yes on the terminal."""
+    import asyncio
+
+    async def approve(call: Any) -> bool:
+        print(f"tool call: {call.name}({_clip(call.arguments)})", file=sys.stderr)
+        if approve_all:
+            return True
+        answer = await asyncio.to_thread(_ask_terminal, "  run it? [y/N] ")
+        if answer is None:
+            print(
+                "  refused: there is no terminal to ask on; pass --approve-tools to run "
+                "tool calls without asking",
+                file=sys.stderr,
+            )
+            return False
+        if answer.strip().lower() in ("y", "yes"):
+            return True
+        print("  refused", file=sys.stderr)
+        return False
+
+    return approve
+
+
+def _ask_terminal(question: str) -> str | None:
+    """Ask on the terminal (stdin when it is one, else /dev/tty); ``None`` without one."""
+    if sys.stdin.isatty():
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        return sys.stdin.readline()
+    try:
+        with open("/dev/tty", "r+", encoding="utf-8") as tty:
+            tty.write(question)
+            tty.flush()
+            return tty.readline()
+    except OSError:
+        return None
