@@ -91,6 +91,22 @@ class LocalSettings:
     """CPU threads for inference; unset lets llama.cpp choose."""
     chat_format: str = ""
     """Chat template override (for example "gemma", "chatml"); empty uses the model's own."""
+    n_batch: int = 512
+    """Prompt tokens processed per batch (larger is faster on GPUs, uses more memory)."""
+    flash_attn: bool = False
+    """Use flash attention (faster on GPUs that support it)."""
+    seed: int | None = None
+    """Sampling seed for reproducible replies; unset draws a random one each time."""
+    top_k: int | None = None
+    """Sample only from the k most likely tokens; unset uses llama.cpp's default (40)."""
+    min_p: float | None = None
+    """Drop tokens less likely than min_p times the top token; unset uses 0.05."""
+    repeat_penalty: float | None = None
+    """Penalty for repeating recent tokens (1.0 = none); unset uses llama.cpp's default."""
+    stop: list[str] = field(default_factory=list)
+    """Strings that end a reply when the model writes them."""
+    models_dir: str = ""
+    """Folder for downloaded models; empty means "models" in the data directory."""
 
 
 @dataclass

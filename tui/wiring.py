@@ -17,6 +17,7 @@ from tui.settings import Settings
 BACKENDS: dict[str, str] = {
     "mock": "A scripted mock model for demos and tests (no network).",
     "openai": "OpenAI's API (or any compatible server at OPENAI_BASE_URL); needs an API key.",
+    "local": "A GGUF model on this machine through llama.cpp (no network once downloaded).",
 }
 
 
@@ -56,6 +57,11 @@ def make_platform(backend: str, settings: Settings) -> Platform[Any]:
             timeout=settings.openai.timeout,
             max_concurrent_streams=settings.openai.max_concurrent_streams,
         )
+    if backend == "local":
+        from backends.local.models import ModelStore
+        from backends.local.platform import LocalPlatform
+
+        return LocalPlatform(store=ModelStore(settings.local.models_dir or None))
     raise unknown_backend(backend)
 
 
@@ -88,6 +94,32 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             top_p=options.top_p,
             max_completion_tokens=options.max_tokens,
             test_model_access=settings.openai.test_model_access,
+            **options.extra,
+        )
+    if options.backend == "local":
+        from backends.local.catalog import starter_entry
+        from backends.local.platform import LocalSchema
+
+        local = settings.local
+        return LocalSchema(
+            # No model chosen: the offline starter that ships with spezichat.
+            model=options.model or starter_entry().id,
+            system_prompts=options.system_prompts,
+            functions=options.tools,
+            chat_format=local.chat_format,
+            n_gpu_layers=local.n_gpu_layers,
+            n_ctx=local.n_ctx,
+            n_batch=local.n_batch,
+            n_threads=local.n_threads,
+            seed=local.seed,
+            flash_attn=local.flash_attn,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=local.top_k,
+            min_p=local.min_p,
+            repeat_penalty=local.repeat_penalty,
+            max_tokens=options.max_tokens,
+            stop=tuple(local.stop),
             **options.extra,
         )
     raise unknown_backend(options.backend)
