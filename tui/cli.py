@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "ask": "ask",
     "history": "history",
     "models": "models",
+    "download": "download",
     "key": "key",
 }
 

@@ -1,0 +1,165 @@
+"""``spezichat download``: fetch an on-device model, list and delete downloaded ones."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "download",
+        help="download an on-device model (GGUF) with a progress bar; resumes",
+        description=(
+            "Download a GGUF model for the local backend into the models folder. MODEL is "
+            "a catalog id (see `spezichat models --backend local --long`) or "
+            "'owner/repo:file.gguf' on the Hugging Face hub. An interrupted download "
+            "resumes where it stopped; the file is checked against the hub's SHA-256. "
+            "HF_TOKEN opens gated models, HF_ENDPOINT picks another hub, HF_HUB_OFFLINE "
+            "forbids downloading. The file's path is printed on stdout. Exit codes: 0 ok, "
+            "1 failure, 2 usage, 130 interrupted."
+        ),
+    )
+    parser.add_argument("model", nargs="?", help="catalog id or owner/repo:file.gguf")
+    parser.add_argument("--delete", action="store_true", help="delete the downloaded model instead")
+    parser.add_argument(
+        "--list", action="store_true", help="list downloaded models and unfinished downloads"
+    )
+
+
+def _store(settings: Any) -> Any:
+    from backends.local.models import ModelStore
+
+    return ModelStore(settings.local.models_dir or None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from backends.errors import LLMError
+    from tui.commands.common import fail, load_settings, usage_error
+
+    settings = load_settings()
+    if settings is None:
+        return 1
+    store = _store(settings)
+    if args.list:
+        return _list(store)
+    if not args.model:
+        return usage_error("download", "name a model (a catalog id or owner/repo:file.gguf)")
+    try:
+        if args.delete:
+            for path in store.delete(args.model):
+                print(f"deleted {path}")
+            return 0
+        return _download(store, args.model)
+    except LLMError as error:
+        return fail(error)
+
+
+def _list(store: Any) -> int:
+    from backends.local.catalog import human_size
+
+    for model in store.installed():
+        print(f"{model.name}\t{human_size(model.size)}\t{model.path}")
+    for partial in store.partial_downloads():
+        print(f"(unfinished)\t{human_size(partial.stat().st_size)}\t{partial}")
+    return 0
+
+
+def _download(store: Any, name: str) -> int:
+    import sys
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from backends.local.catalog import human_size
+    from backends.local.download import Downloader, DownloadProgress
+    from backends.local.errors import UnknownModelError
+    from backends.local.models import parse_spec
+
+    console = Console(stderr=True)
+    spec = parse_spec(name)
+    if spec.path is not None:
+        raise UnknownModelError(
+            f"'{name}' is a file path, not a model to download.",
+            reason="Local files are used where they are.",
+            suggestion=f"Use it directly: spezichat ask --backend local --model {name} ...",
+        )
+    if spec.entry is not None and spec.entry.is_package:
+        path = store.ensure_starter()
+        console.print(f"{spec.entry.name} ships with spezichat; it is ready (no download).")
+        print(path)
+        return 0
+    hub = spec.hub_file
+    assert hub is not None
+    downloader = Downloader(store)
+    label = spec.entry.name if spec.entry is not None else hub.spec
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=False),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def show(progress: DownloadProgress) -> None:
+            bar.update(task, total=progress.total, completed=progress.downloaded)
+
+        try:
+            result = downloader.download(hub, progress=show)
+        except KeyboardInterrupt:
+            bar.stop()
+            kept = downloader.partial_size(hub)
+            console.print(
+                f"Download stopped; {human_size(kept)} kept. Run the same command to resume."
+            )
+            return 130
+    if result.already_present:
+        console.print(f"{label} is already downloaded.")
+    elif result.resumed_from:
+        console.print(
+            f"Resumed at {human_size(result.resumed_from)}; fetched the remaining "
+            f"{human_size(result.fetched)}. SHA-256 verified."
+        )
+    else:
+        console.print(f"Downloaded {human_size(result.size)}. SHA-256 verified.")
+    print(result.path)
+    sys.stdout.flush()
+    return 0
+
+
+async def list_local(settings: Any) -> list[tuple[str, str]]:
+    """Catalog models (with their download state) and other downloaded GGUF files."""
+    from backends.local.catalog import human_size, load_catalog
+
+    store = _store(settings)
+    installed = store.installed()
+    present = {model.entry.id for model in installed if model.entry is not None}
+    rows: list[tuple[str, str]] = []
+    for entry in load_catalog():
+        if entry.is_package:
+            state = "bundled (offline)"
+        else:
+            state = "downloaded" if entry.id in present else "not downloaded"
+        details = [
+            entry.name,
+            human_size(entry.size_bytes),
+            entry.quant,
+            f"ctx {entry.context_length}",
+            entry.license,
+            state,
+        ]
+        rows.append((entry.id, " · ".join(details)))
+    for model in installed:
+        if model.entry is None:
+            rows.append((model.name, f"{human_size(model.size)} · downloaded · {model.path}"))
+    return rows
