@@ -1,79 +1,221 @@
-"""The Textual application (a minimal chat; onboarding and the full UI grow from here)."""
+"""The Textual application: onboarding on first start, then the chat.
+
+The entry point (:mod:`tui.commands.app`) builds the settings, the history store and the
+runner and hands them in; the app does no I/O of its own before it runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
-from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Input, Markdown
+from textual.app import App, SystemCommand
+from textual.binding import BindingType
+from textual.screen import Screen
 
-from backends.errors import LLMError
+from backends.context import Context
+from backends.errors import LLMError, PlatformNotFoundError
+from backends.functions import Tool
 from backends.runner import Runner
-from backends.session import Session
-from tui.settings import Settings
+from backends.session import Platform, Session
+from tui import keymap
+from tui.settings import Settings, data_dir
+from tui.store import Store
 from tui.wiring import ChatOptions, make_platform, make_schema
 
 
-class SpeziChatApp(App[int]):
+class SpeziChatApp(App[None]):
+    """spezichat's terminal app."""
+
     TITLE = "spezichat"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop", "Stop", id="chat.stop"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
-    ]
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("app.quit", "app.help", "app.palette")
 
     def __init__(
-        self, *, settings: Settings, force_onboarding: bool = False, **kwargs: Any
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        runner: Runner,
+        force_onboarding: bool = False,
+        tools: Sequence[Tool] = (),
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__()
         self.settings = settings
+        self.store = store
+        self.runner = runner
         self.force_onboarding = force_onboarding
-        backend = settings.general.backend or "mock"
-        self.runner = Runner([make_platform(backend, settings)])
-        options = ChatOptions(
-            backend=backend,
-            model=settings.general.model,
-            system_prompts=(settings.general.system_prompt,),
-        )
-        self.session: Session[Any] = self.runner.session(make_schema(options, settings))
+        self.tools = tuple(tools)
+        self._platforms: dict[str, Platform[Any]] = {}
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield VerticalScroll(id="messages")
-        yield Input(placeholder="Ask something and press Enter", id="prompt")
-        yield Footer()
+    # Start ------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        usable, problems = keymap.check_keymap(self.settings.ui.keybindings)
+        self.set_keymap(usable)
+        if problems:
+            self.notify(
+                "Ignored in [ui.keybindings]: " + "; ".join(problems) + ". Press F1 for the ids.",
+                title="Key bindings",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
+        if self.settings.ui.theme in self.available_themes:
+            self.theme = self.settings.ui.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        notice = self.store.recovery_notice
+        if notice is not None:
+            self.notify(
+                f"{notice.reason}\n{notice.suggestion}",
+                title=notice.description,
+                severity="warning",
+                timeout=30,
+                markup=False,
+            )
+        if self.force_onboarding or not self.settings.onboarded:
+            self.start_onboarding()
+        else:
+            self.open_chat()
 
-    async def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text:
-            return
-        event.input.value = ""
-        messages = self.query_one("#messages", VerticalScroll)
-        await messages.mount(Markdown(f"**You:** {text}"))
-        reply = Markdown()
-        await messages.mount(reply)
-        messages.anchor()
-        self.session.context.append_user(text)
-        self.generate(reply)
+    def start_onboarding(self) -> None:
+        from tui.onboarding.flow import OnboardingFlow
 
-    @work(exclusive=True, group="generate")
-    async def generate(self, reply: Markdown) -> None:
-        stream = Markdown.get_stream(reply)
-        parts: list[str] = []
+        OnboardingFlow(self, self.settings, self._onboarded).start()
+
+    def _onboarded(self, settings: Settings) -> None:
+        old_backend = self.settings.general.backend
+        self.settings = settings
+        self.save_settings()
+        self._drop_platform(old_backend)
+        self._drop_platform(settings.general.backend)
+        chat = self.chat_screen
+        if chat is None:
+            self.open_chat()
+        else:
+            chat.apply_settings()
+
+    def open_chat(self) -> None:
+        from tui.screens.chat import ChatScreen
+
+        self.push_screen(ChatScreen())
+
+    @property
+    def chat_screen(self) -> Any:
+        from tui.screens.chat import ChatScreen
+
+        return next((s for s in self.screen_stack if isinstance(s, ChatScreen)), None)
+
+    # Settings ---------------------------------------------------------------------------
+    def save_settings(self) -> bool:
         try:
-            async for piece in self.session.generate():
-                parts.append(piece)
-                await stream.write(piece)
-        except LLMError as error:
-            parts.append(f"\n\n**Error:** {error.description} {error.suggestion}")
-        finally:
-            await stream.stop()
-            await reply.update("".join(parts))
+            self.settings.save()
+        except (OSError, LLMError) as exc:
+            self.notify(
+                f"The settings could not be saved: {exc}. They apply until you quit.",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+            return False
+        return True
 
-    def action_stop(self) -> None:
-        self.session.cancel()
+    def _theme_changed(self, theme: Any) -> None:
+        name = getattr(theme, "name", None)
+        if isinstance(name, str) and name != self.settings.ui.theme:
+            self.settings.ui.theme = name
+            self.save_settings()
+
+    def set_model(self, model: str) -> None:
+        """Use ``model`` from the next reply on, and remember it."""
+        self.settings.general.model = model
+        self.save_settings()
+        chat = self.chat_screen
+        if chat is not None:
+            chat.apply_settings()
+        self.notify(f"Model: {model}", timeout=3)
+
+    def export_dir(self) -> Path:
+        configured = self.settings.ui.export_dir
+        return Path(configured).expanduser() if configured else data_dir() / "exports"
+
+    # Backends ---------------------------------------------------------------------------
+    def chat_options(self) -> ChatOptions:
+        general = self.settings.general
+        prompt = general.system_prompt.strip()
+        return ChatOptions(
+            backend=general.backend,
+            model=general.model,
+            system_prompts=(prompt,) if prompt else (),
+            temperature=general.temperature,
+            top_p=general.top_p,
+            max_tokens=general.max_tokens,
+            tools=self.tools,
+        )
+
+    def platform(self) -> Platform[Any]:
+        """The platform of the configured backend, created on first use."""
+        backend = self.settings.general.backend
+        platform = self._platforms.get(backend)
+        if platform is None:
+            platform = make_platform(backend, self.settings)
+            self._platforms[backend] = platform
+            self.runner.register(platform)
+        return platform
+
+    def make_session(self, context: Context | None = None) -> Session[Any]:
+        """A session for the configured backend and model, continuing ``context``."""
+        schema = make_schema(self.chat_options(), self.settings)
+        platform = self.platform()
+        if not platform.accepts(schema):
+            raise PlatformNotFoundError(
+                reason=f"The {platform.name} backend cannot run {type(schema).__name__}."
+            )
+        return self.runner.session(schema, context)
+
+    def _drop_platform(self, backend: str) -> None:
+        """Forget a platform so the next session is built from the new settings."""
+        platform = self._platforms.pop(backend, None)
+        if platform is not None:
+            self.run_worker(platform.aclose(), group="aclose")
 
     async def on_unmount(self) -> None:
         await self.runner.aclose()
+
+    # Commands ---------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.settings.ui.keybindings))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "All key bindings and what they do", self.action_help)
+        from tui.screens.chat import ChatScreen
+
+        if isinstance(screen, ChatScreen):
+            commands = (
+                (
+                    "Switch model",
+                    "Choose another model of this backend",
+                    screen.action_switch_model,
+                ),
+                (
+                    "Settings",
+                    "System prompt, temperature, top_p, max tokens, model, theme",
+                    screen.action_settings,
+                ),
+                ("New chat", "Start a new conversation", screen.action_new_chat),
+                ("Search", "Search every conversation", screen.action_search),
+                ("Export", "Save this conversation as Markdown and JSON", screen.action_export),
+                ("Retry", "Answer the last message again", screen.action_retry),
+                (
+                    "Toggle sidebar",
+                    "Show or hide the conversation list",
+                    screen.action_toggle_sidebar,
+                ),
+                ("Change backend", "Run the onboarding again", self.start_onboarding),
+            )
+            for title, help_text, callback in commands:
+                yield SystemCommand(title, help_text, callback)

@@ -1,0 +1,133 @@
+"""Every key binding of the app, in one table.
+
+Each binding has an id (``scope.name``). Users remap keys in ``config.toml``::
+
+    [ui.keybindings]
+    "chat.new" = "ctrl+t"
+    "prompt.newline" = "shift+enter,ctrl+j,alt+enter"
+
+The widgets build their ``BINDINGS`` from this table, the help screen lists it, and the
+README documents it, so the three never drift apart. This module imports no Textual at
+module level.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key binding: its id, default keys, the action it runs and what it does."""
+
+    id: str
+    keys: str
+    action: str
+    description: str
+    show: bool = True
+    priority: bool = False
+    display: str | None = None
+
+    @property
+    def scope(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+SCOPES: dict[str, str] = {
+    "app": "Everywhere",
+    "chat": "Chat screen",
+    "prompt": "Prompt (the text box at the bottom)",
+    "message": "A selected message",
+    "sidebar": "Conversation list",
+    "onboarding": "Onboarding",
+    "dialog": "Dialogs",
+}
+"""Binding scopes, in the order the help screen and the README list them."""
+
+KEYS: tuple[Key, ...] = (
+    Key("app.quit", "ctrl+q", "app.quit", "Quit", priority=True),
+    Key("app.help", "f1", "app.help", "Help"),
+    Key("app.palette", "ctrl+p", "app.command_palette", "Commands", show=False, priority=True),
+    Key("chat.stop", "escape", "stop", "Stop reply", priority=False),
+    Key("chat.new", "ctrl+n", "new_chat", "New chat"),
+    Key("chat.retry", "ctrl+r", "retry", "Retry"),
+    Key("chat.sidebar", "ctrl+b", "toggle_sidebar", "Sidebar"),
+    Key("chat.search", "ctrl+f", "search", "Search"),
+    Key("chat.export", "ctrl+e", "export", "Export"),
+    Key("chat.settings", "f2", "settings", "Settings"),
+    Key("chat.model", "f3", "switch_model", "Model", show=False),
+    Key("chat.messages", "ctrl+up,alt+up", "focus_messages", "Select message", show=False),
+    Key("chat.conversations", "ctrl+l", "focus_sidebar", "Conversation list", show=False),
+    Key("prompt.send", "enter", "send", "Send", show=False, priority=True),
+    Key(
+        "prompt.newline",
+        "shift+enter,ctrl+j",
+        "newline",
+        "New line",
+        show=False,
+        priority=True,
+        display="shift+⏎",
+    ),
+    Key("message.copy", "c", "copy", "Copy"),
+    Key("message.copy_code", "b", "copy_code", "Copy code"),
+    Key("message.previous", "up,k", "previous", "Previous", show=False),
+    Key("message.next", "down,j", "next", "Next", show=False),
+    Key("message.prompt", "escape,i", "prompt", "Back to prompt"),
+    Key("sidebar.rename", "r", "rename", "Rename"),
+    Key("sidebar.delete", "d,delete", "delete", "Delete"),
+    Key("sidebar.prompt", "escape", "prompt", "Back to prompt", show=False),
+    Key("onboarding.back", "escape", "back", "Back"),
+    Key("dialog.yes", "y", "yes", "Yes"),
+    Key("dialog.no", "n", "no", "No"),
+    Key("dialog.close", "escape", "close", "Close"),
+)
+"""The default key bindings."""
+
+_BY_ID = {key.id: key for key in KEYS}
+_KEY_RE = re.compile(r"^[a-z0-9_+\-.,?!/\\@#$%^&*()\[\]{}<>:;'\"`~=|⏎ ]+$", re.IGNORECASE)
+
+
+def binding(binding_id: str) -> Binding:
+    """The Textual binding for ``binding_id`` (its default keys; the keymap remaps them)."""
+    from textual.binding import Binding
+
+    key = _BY_ID[binding_id]
+    return Binding(
+        key.keys,
+        key.action,
+        key.description,
+        show=key.show,
+        priority=key.priority,
+        key_display=key.display,
+        id=key.id,
+    )
+
+
+def bindings(*binding_ids: str) -> list[Any]:
+    """Textual bindings for ``BINDINGS`` class variables."""
+    return [binding(binding_id) for binding_id in binding_ids]
+
+
+def check_keymap(keymap: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Split a ``[ui.keybindings]`` table into usable entries and problems to report."""
+    usable: dict[str, str] = {}
+    problems: list[str] = []
+    for binding_id, keys in keymap.items():
+        if binding_id not in _BY_ID:
+            problems.append(f"unknown binding id '{binding_id}'")
+        elif not isinstance(keys, str) or not keys.strip() or not _KEY_RE.match(keys):
+            problems.append(f"'{binding_id}' needs keys as text, for example \"ctrl+t\"")
+        else:
+            usable[binding_id] = keys.replace(" ", "")
+    return usable, problems
+
+
+def effective_keys(keymap: Mapping[str, str]) -> list[tuple[Key, str]]:
+    """Every binding with the keys in force after applying ``keymap``."""
+    return [(key, keymap.get(key.id, key.keys)) for key in KEYS]

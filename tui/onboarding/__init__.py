@@ -1,0 +1,35 @@
+"""First-start setup: a sequence of screens that ends with a backend and a model chosen.
+
+Run with ``spezichat --onboarding`` (or on the first start). The flow lives in
+:mod:`tui.onboarding.flow`; the first two steps (welcome, backend choice) in
+:mod:`tui.onboarding.screens`.
+
+Adding or changing a backend's steps (the hook)
+-----------------------------------------------
+Each backend has a module listed in :data:`tui.onboarding.flow.BRANCH_MODULES`
+(``tui.onboarding.openai``, ``tui.onboarding.fog``, ``tui.onboarding.local``) with a
+function ``branch() -> Branch``::
+
+    def branch() -> Branch:
+        return Branch(
+            id="local",                      # written to settings.general.backend
+            title="On-device model",         # shown in the backend choice
+            summary="Runs on this computer, offline.",   # one line under the title
+            steps=(CatalogStep, DownloadStep, OffloadStep),
+            unavailable=lambda: backend_missing("local", "llama_cpp:llama-cpp-python"),
+        )
+
+A step is an :class:`~tui.onboarding.flow.OnboardingStep` (a Textual ``Screen``):
+
+* set ``TITLE`` and ``INTRO`` and implement ``compose_step()`` for its widgets;
+* read and write ``self.state.settings`` (a working copy, saved when the flow ends) and
+  ``self.state.values`` (scratch space shared by the steps; prefix keys with the
+  branch id, for example ``"local.download_path"``);
+* call ``self.flow.advance()`` when done. Esc goes back (``onboarding.back``);
+* the last step must set ``settings.general.backend`` and ``settings.general.model``.
+
+Long work (a download, a discovery) belongs in a worker (``@work``) of the step; show
+progress and errors on the step itself and keep the app responsive. ``unavailable``
+must be quick and do no network I/O: it returns the reason the choice is disabled (for
+example a missing package), or ``None``.
+"""

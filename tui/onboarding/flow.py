@@ -1,0 +1,220 @@
+"""The onboarding framework: a sequence of step screens that ends by producing settings.
+
+The flow always starts with the welcome screen and the backend choice. Each backend is a
+:class:`Branch`: a title, one line of explanation, a check that says whether it can work
+on this machine, and the list of step screens that configure it. Steps share one
+:class:`OnboardingState` (a working copy of the settings plus a scratch dictionary) and
+call :meth:`OnboardingFlow.advance` when they are done; Esc goes back one step. When the
+last step of the chosen branch advances, the flow checks that a backend and a model were
+chosen and hands the settings to the app, which saves them and opens the chat.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui import keymap
+from tui.settings import Settings
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+BRANCH_MODULES: tuple[str, ...] = (
+    "tui.onboarding.openai",
+    "tui.onboarding.fog",
+    "tui.onboarding.local",
+)
+"""Modules that define a backend branch; each has ``branch() -> Branch``. Order is display order."""
+
+
+@dataclass
+class OnboardingState:
+    """What the steps have gathered so far."""
+
+    settings: Settings
+    """A working copy of the settings; saved only when the flow finishes."""
+    backend: str = ""
+    """The id of the chosen branch."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """Scratch space for the steps of a branch (for example the model list fetched with
+    the API key). Keys are prefixed with the branch id: ``"openai.models"``."""
+
+
+StepFactory = Callable[["OnboardingFlow"], "OnboardingStep"]
+"""Creates one step screen; usually the step class itself."""
+
+
+def always_available() -> str | None:
+    return None
+
+
+def backend_missing(backend: str, *modules: str) -> str | None:
+    """Why ``backend`` cannot work here: not wired into this build, or a package missing.
+
+    ``modules`` are import names, optionally with the pip name after a colon
+    (``"llama_cpp:llama-cpp-python"``). Only looks for the modules; imports nothing.
+    """
+    import importlib.util
+
+    from tui.wiring import BACKENDS
+
+    if backend not in BACKENDS:
+        return "this build of spezichat does not include this backend"
+    for module in modules:
+        name, _, pip_name = module.partition(":")
+        if importlib.util.find_spec(name) is None:
+            package = pip_name or name
+            return f"the Python package {package} is not installed (pip install {package})"
+    return None
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One backend's part of the onboarding."""
+
+    id: str
+    """The backend name written to ``settings.general.backend`` ("openai", "fog", "local")."""
+    title: str
+    """Shown in the backend choice, for example "OpenAI"."""
+    summary: str
+    """One line of explanation under the title."""
+    steps: tuple[StepFactory, ...]
+    """The step screens, in order. The last one must leave a backend and model set."""
+    unavailable: Callable[[], str | None] = always_available
+    """Returns why this branch cannot work here (shown, choice disabled), or None. Must be
+    fast and do no network I/O: it runs while the backend choice is drawn."""
+
+
+def load_branches(modules: Iterable[str] = BRANCH_MODULES) -> list[Branch]:
+    """Import each branch module and collect its ``branch()``."""
+    return [importlib.import_module(name).branch() for name in modules]
+
+
+class OnboardingStep(Screen[None]):
+    """Base class of every onboarding screen.
+
+    Subclasses implement :meth:`compose_step` and call ``self.flow.advance()`` when the
+    user is done. ``TITLE`` and ``INTRO`` are drawn above the step's widgets.
+    """
+
+    TITLE: ClassVar[str] = ""
+    INTRO: ClassVar[str] = ""
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("onboarding.back")
+    DEFAULT_CLASSES = "onboarding"
+
+    def __init__(self, flow: OnboardingFlow) -> None:
+        super().__init__()
+        self.flow = flow
+
+    @property
+    def state(self) -> OnboardingState:
+        return self.flow.state
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="onboarding-card"):
+            yield Static(self.TITLE, classes="onboarding-title")
+            if self.INTRO:
+                yield Static(self.INTRO, classes="onboarding-intro")
+            yield from self.compose_step()
+        yield Footer()
+
+    def compose_step(self) -> ComposeResult:
+        yield from ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return self.flow.can_go_back(self)
+        return True
+
+    def action_back(self) -> None:
+        self.flow.back(self)
+
+
+class OnboardingFlow:
+    """Drives the step screens of one onboarding run."""
+
+    def __init__(
+        self,
+        app: App[Any],
+        settings: Settings,
+        on_finish: Callable[[Settings], object],
+        *,
+        branches: Iterable[Branch] | None = None,
+    ) -> None:
+        self.app = app
+        self.state = OnboardingState(settings=copy.deepcopy(settings))
+        self.branches = list(branches) if branches is not None else load_branches()
+        self.on_finish = on_finish
+        self._stack: list[OnboardingStep] = []
+
+    # The sequence -------------------------------------------------------------------
+    def branch(self, branch_id: str | None = None) -> Branch | None:
+        wanted = branch_id or self.state.backend
+        return next((b for b in self.branches if b.id == wanted), None)
+
+    def sequence(self) -> list[StepFactory]:
+        from tui.onboarding.screens import BackendChoiceStep, WelcomeStep
+
+        steps: list[StepFactory] = [WelcomeStep, BackendChoiceStep]
+        chosen = self.branch()
+        if chosen is not None:
+            steps.extend(chosen.steps)
+        return steps
+
+    @property
+    def current(self) -> OnboardingStep | None:
+        return self._stack[-1] if self._stack else None
+
+    # Moving ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._push(0)
+
+    def choose(self, branch_id: str) -> None:
+        """Record the backend choice and go to its first step."""
+        if self.branch(branch_id) is None:
+            raise KeyError(branch_id)
+        self.state.backend = branch_id
+        self.advance()
+
+    def advance(self) -> None:
+        """Go to the next step, or finish after the last one."""
+        position = len(self._stack)
+        if position < len(self.sequence()):
+            self._push(position)
+        else:
+            self.finish()
+
+    def can_go_back(self, step: OnboardingStep) -> bool:
+        return len(self._stack) > 1 and self._stack[-1] is step
+
+    def back(self, step: OnboardingStep) -> None:
+        if not self.can_go_back(step):
+            return
+        self._stack.pop()
+        self.app.pop_screen()
+
+    def finish(self) -> None:
+        settings = self.state.settings
+        if not settings.onboarded:
+            raise RuntimeError(
+                f"onboarding branch {self.state.backend!r} ended without a backend and model"
+            )
+        for _ in self._stack:
+            self.app.pop_screen()
+        self._stack.clear()
+        self.on_finish(settings)
+
+    def _push(self, position: int) -> None:
+        step = self.sequence()[position](self)
+        self._stack.append(step)
+        self.app.push_screen(step)

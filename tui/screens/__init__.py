@@ -1,0 +1,1 @@
+"""Screens of the app: chat, search, settings, model choice, help and dialogs."""

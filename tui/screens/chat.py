@@ -1,0 +1,547 @@
+"""The chat screen: conversation list, messages, prompt and status bar.
+
+Replies stream in a worker (``@work(exclusive=True)``) on the app's event loop. The
+user's message is stored before the request goes out; the reply is stored at least once
+a second while it streams and again when it ends, is stopped or fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import Worker
+
+from backends.context import Context, ContextEntry, Role, ToolCall
+from backends.errors import LLMError
+from backends.events import (
+    Notice,
+    StateChanged,
+    TextDelta,
+    ToolCallRequested,
+    ToolCallResult,
+    Usage,
+)
+from backends.session import LLMState, Session
+from tui import keymap
+from tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TextDialog, ToolApprovalDialog
+from tui.widgets.messages import (
+    AssistantMessage,
+    ChatItem,
+    ErrorItem,
+    MessageLog,
+    NoticeItem,
+    ToolCallItem,
+    UserMessage,
+)
+from tui.widgets.prompt import PromptInput
+from tui.widgets.sidebar import ConversationList
+from tui.widgets.status import StatusBar
+
+if TYPE_CHECKING:
+    from tui.app import SpeziChatApp
+    from tui.store import Conversation, SearchHit
+
+STOP_GRACE_S = 1.0
+"""After Esc, how long the backend may take to stop on its own before the worker is cancelled."""
+
+PROMPT_PLACEHOLDER = "Message · Enter sends · Shift+Enter or Ctrl+J: new line"
+
+
+class ChatScreen(Screen[None]):
+    """Where conversations happen."""
+
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings(
+        "chat.stop",
+        "chat.new",
+        "chat.retry",
+        "chat.sidebar",
+        "chat.search",
+        "chat.export",
+        "chat.settings",
+        "chat.model",
+        "chat.messages",
+        "chat.conversations",
+    )
+
+    def __init__(self) -> None:
+        super().__init__(id="chat-screen")
+        self.conversation: Conversation | None = None
+        self.session: Session[Any] | None = None
+        self.generating = False
+        self._worker: Worker[None] | None = None
+        self._store_error_shown = False
+
+    @property
+    def chat_app(self) -> SpeziChatApp:
+        return cast("SpeziChatApp", self.app)
+
+    # Layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield ConversationList(id="sidebar")
+            with Vertical(id="chat"):
+                yield MessageLog(id="messages")
+                yield PromptInput(id="prompt", placeholder=PROMPT_PLACEHOLDER)
+                yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def log_view(self) -> MessageLog:
+        return self.query_one(MessageLog)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def sidebar(self) -> ConversationList:
+        return self.query_one(ConversationList)
+
+    async def on_mount(self) -> None:
+        self.sidebar.display = self.chat_app.settings.ui.show_sidebar
+        self.apply_settings()
+        latest = self._conversations()
+        if latest:
+            await self.open_conversation(latest[0].id)
+        else:
+            self.refresh_sidebar()
+        self.prompt.focus()
+
+    # Sessions -------------------------------------------------------------------------------
+    def apply_settings(self) -> None:
+        """Use the current settings (backend, model, parameters) from the next reply on."""
+        general = self.chat_app.settings.general
+        self.status.backend = general.backend
+        self.status.model = general.model
+        context = self.session.context if self.session is not None else None
+        self.session = None
+        self._new_session(context)
+
+    def _new_session(self, context: Context | None) -> Session[Any] | None:
+        try:
+            session = self.chat_app.make_session(context)
+        except LLMError as error:
+            self.session = None
+            self.status.state = "error"
+            self.call_after_refresh(self._show_error, error)
+            return None
+        session.approver = self._approve
+        self.session = session
+        self.status.state = (
+            "ready" if session.state is LLMState.UNINITIALIZED else session.state.value
+        )
+        return session
+
+    async def _show_error(self, error: LLMError) -> None:
+        await self.log_view.add(ErrorItem(error))
+
+    async def _approve(self, call: ToolCall) -> bool:
+        """Ask the user before a function runs (called by the session's tool loop)."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def settle(result: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(result))
+
+        self.app.push_screen(ToolApprovalDialog(call), settle)
+        return await answer
+
+    # Conversations ------------------------------------------------------------------------
+    def _conversations(self) -> list[Conversation]:
+        try:
+            return self.chat_app.store.list_conversations()
+        except LLMError as error:
+            self.call_after_refresh(self._show_error, error)
+            return []
+
+    def refresh_sidebar(self) -> None:
+        current = self.conversation.id if self.conversation else None
+        self.sidebar.show(self._conversations(), current)
+
+    def _busy(self) -> bool:
+        if self.generating:
+            self.notify(
+                "A reply is streaming. Press Esc to stop it first.", severity="warning", timeout=4
+            )
+        return self.generating
+
+    async def open_conversation(self, conversation_id: str) -> bool:
+        store = self.chat_app.store
+        try:
+            conversation = store.get_conversation(conversation_id)
+            if conversation is None:
+                from tui.store import ConversationNotFoundError
+
+                raise ConversationNotFoundError()
+            context = store.load_context(conversation_id)
+        except LLMError as error:
+            await self._show_error(error)
+            self.refresh_sidebar()
+            return False
+        self.conversation = conversation
+        self.session = None
+        self._new_session(context)
+        await self.log_view.show_entries(list(context))
+        self.refresh_sidebar()
+        self.sub_title = conversation.title
+        return True
+
+    async def action_new_chat(self) -> None:
+        if self._busy():
+            return
+        self.conversation = None
+        self.session = None
+        self._new_session(None)
+        await self.log_view.clear()
+        self.refresh_sidebar()
+        self.sub_title = ""
+        self.prompt.focus()
+
+    @on(ConversationList.Open)
+    async def _open_from_sidebar(self, event: ConversationList.Open) -> None:
+        if self.conversation is not None and event.conversation_id == self.conversation.id:
+            self.prompt.focus()
+            return
+        if not self._busy() and await self.open_conversation(event.conversation_id):
+            self.prompt.focus()
+
+    @on(ConversationList.Rename)
+    def _rename(self, event: ConversationList.Rename) -> None:
+        conversation = self.chat_app.store.get_conversation(event.conversation_id)
+        if conversation is None:
+            return
+
+        def rename(title: str | None) -> None:
+            if not title:
+                return
+            try:
+                self.chat_app.store.rename_conversation(event.conversation_id, title)
+            except LLMError as error:
+                self.notify(f"{error.description} {error.suggestion}", severity="error")
+                return
+            if self.conversation is not None and self.conversation.id == event.conversation_id:
+                self.conversation = self.chat_app.store.get_conversation(event.conversation_id)
+                self.sub_title = title
+            self.refresh_sidebar()
+
+        self.app.push_screen(TextDialog("Rename the conversation", conversation.title), rename)
+
+    @on(ConversationList.Delete)
+    def _delete(self, event: ConversationList.Delete) -> None:
+        conversation = self.chat_app.store.get_conversation(event.conversation_id)
+        if conversation is None:
+            return
+        if self.generating and self.conversation and self.conversation.id == conversation.id:
+            self._busy()
+            return
+
+        async def delete(confirmed: bool | None) -> None:
+            if not confirmed:
+                return
+            self.chat_app.store.delete_conversation(event.conversation_id)
+            if self.conversation is not None and self.conversation.id == event.conversation_id:
+                await self.action_new_chat()
+            self.refresh_sidebar()
+            self.notify(f"Deleted “{conversation.title}”.", timeout=3)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Delete this conversation?",
+                f"“{conversation.title}” and its {conversation.message_count} messages will be "
+                "deleted. This cannot be undone.",
+                yes="Delete",
+                no="Keep",
+            ),
+            delete,
+        )
+
+    # Sending ------------------------------------------------------------------------------
+    @on(PromptInput.Submitted)
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        if not event.text.strip() or self._busy():
+            return
+        session = self.session or self._new_session(None)
+        if session is None:
+            return  # the error is on screen; the text stays in the prompt
+        if session.state in (LLMState.GENERATING, LLMState.LOADING):
+            self._busy()
+            return
+        store = self.chat_app.store
+        try:
+            if self.conversation is None:
+                from tui.store import title_from_text
+
+                general = self.chat_app.settings.general
+                self.conversation = store.create_conversation(
+                    title_from_text(event.text), general.backend, general.model
+                )
+                for entry in session.context:
+                    store.save_entry(self.conversation.id, entry)
+                self.sub_title = self.conversation.title
+        except LLMError as error:
+            await self._show_error(error)
+            return
+        entry = session.context.append_user(event.prompt.take_text())
+        self._save(entry)
+        await self.log_view.add(UserMessage(entry))
+        self.log_view.anchor()
+        self.refresh_sidebar()
+        self._worker = self.generate(entry.id)
+
+    def _save(self, entry: ContextEntry) -> None:
+        if self.conversation is None:
+            return
+        try:
+            self.chat_app.store.save_entry(self.conversation.id, entry)
+        except LLMError as error:
+            if not self._store_error_shown:
+                self._store_error_shown = True
+                self.call_after_refresh(self._show_error, error)
+
+    def _persist_turn(self, context: Context, user_id: str, saved: set[str]) -> None:
+        """Store every entry from the user's message on; drop replaced streaming entries."""
+        if self.conversation is None:
+            return
+        ids = [entry.id for entry in context]
+        start = ids.index(user_id) if user_id in ids else len(ids)
+        for entry in context.entries[start:]:
+            self._save(entry)
+            saved.add(entry.id)
+        stale = saved - set(ids)
+        if stale:
+            try:
+                self.chat_app.store.delete_entries(self.conversation.id, sorted(stale))
+            except LLMError as error:
+                self.call_after_refresh(self._show_error, error)
+        saved -= stale
+
+    @work(exclusive=True, group="generate")
+    async def generate(self, user_id: str) -> None:
+        """Stream one reply (with its tool calls) into the log and the store."""
+        session = self.session
+        if session is None:
+            return
+        from tui.store import Autosaver
+
+        self.generating = True
+        self._store_error_shown = False
+        self.refresh_bindings()
+        log = self.log_view
+        context = session.context
+        saver = Autosaver(self.chat_app.store, self.conversation.id) if self.conversation else None
+        saved: set[str] = set()
+        view: AssistantMessage | None = None
+        tools: dict[str, ToolCallItem] = {}
+        pieces = 0
+        first: float | None = None
+        usage: Usage | None = None
+        error: LLMError | None = None
+        try:
+            async for event in session.stream():
+                if isinstance(event, TextDelta):
+                    if view is None:
+                        view = AssistantMessage(speaker=self._speaker())
+                        await log.add(view)
+                    first = first or time.monotonic()
+                    pieces += 1
+                    await view.write(event.text)
+                    streaming = context.streaming_entry()
+                    if streaming is not None:
+                        view.entry_id = streaming.id
+                        if saver is not None and saver.update(streaming):
+                            saved.add(streaming.id)
+                elif isinstance(event, ToolCallRequested):
+                    if view is not None:
+                        await view.finish(_entry_with_call(context, event.call.id))
+                        view = None
+                    owner = _entry_with_call(context, event.call.id)
+                    tools[event.call.id] = ToolCallItem(event.call, owner.id if owner else None)
+                    await log.add(tools[event.call.id])
+                elif isinstance(event, ToolCallResult):
+                    if (tool_item := tools.get(event.call.id)) is not None:
+                        tool_item.set_result(
+                            event.content, is_error=event.is_error, approved=event.approved
+                        )
+                    self._persist_turn(context, user_id, saved)
+                elif isinstance(event, Usage):
+                    usage = event
+                elif isinstance(event, StateChanged):
+                    self.status.state = event.state.value
+                elif isinstance(event, Notice):
+                    await log.add(NoticeItem(event.text))
+        except LLMError as exc:
+            error = exc
+        finally:
+            if view is not None:
+                await view.finish(_find(context, view.entry_id))
+            self._persist_turn(context, user_id, saved)
+            self._report_speed(first, pieces, usage)
+            self.generating = False
+            self._worker = None
+            self.refresh_bindings()
+            self.refresh_sidebar()
+        if error is not None:
+            self.status.state = "error"
+            await log.add(ErrorItem(error))
+        else:
+            self.status.state = session.state.value
+
+    def _speaker(self) -> str:
+        return f"Assistant · {self.chat_app.settings.general.model}"
+
+    def _report_speed(self, first: float | None, pieces: int, usage: Usage | None) -> None:
+        if first is None:
+            return
+        elapsed = max(time.monotonic() - first, 1e-6)
+        tokens = usage.completion_tokens if usage is not None else pieces
+        self.status.estimated = usage is None
+        self.status.speed = tokens / elapsed if tokens > 1 else None
+        self.status.usage = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, pieces)
+
+    # Stop and retry -----------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.generating
+        return True
+
+    def action_stop(self) -> None:
+        if not self.generating or self.session is None:
+            return
+        self.session.cancel()
+        worker = self._worker
+        self.set_timer(STOP_GRACE_S, lambda: self._force_stop(worker))
+
+    def _force_stop(self, worker: Worker[None] | None) -> None:
+        if worker is not None and worker is self._worker and worker.is_running:
+            worker.cancel()
+
+    async def action_retry(self) -> None:
+        if self._busy():
+            return
+        session = self.session
+        last_user = session.context.last(Role.USER) if session else None
+        if session is None or last_user is None:
+            self.notify("There is no message to answer again yet.", timeout=3)
+            return
+        removed = session.context.remove_last_reply()
+        if self.conversation is not None and removed:
+            try:
+                self.chat_app.store.delete_entries(self.conversation.id, [e.id for e in removed])
+            except LLMError as error:
+                await self._show_error(error)
+        await self.log_view.remove_after(last_user.id)
+        self.log_view.anchor()
+        self._worker = self.generate(last_user.id)
+
+    # Other actions ------------------------------------------------------------------------
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.sidebar
+        sidebar.display = not sidebar.display
+        if not sidebar.display and sidebar.has_focus:
+            self.prompt.focus()
+
+    def action_focus_sidebar(self) -> None:
+        self.sidebar.display = True
+        self.sidebar.focus()
+
+    def action_focus_messages(self) -> None:
+        items = self.log_view.items()
+        if items:
+            items[-1].focus()
+
+    @on(ChatItem.LeaveToPrompt)
+    @on(ConversationList.LeaveToPrompt)
+    def _to_prompt(self) -> None:
+        self.prompt.focus()
+
+    @on(ChatItem.CopyCode)
+    def _copy_code(self, event: ChatItem.CopyCode) -> None:
+        def copy(index: int | None) -> None:
+            if index is not None:
+                self.app.copy_to_clipboard(event.blocks[index])
+                self.notify(f"Copied code block {index + 1}.", timeout=3)
+
+        choices = [
+            block.strip().splitlines()[0][:60] if block.strip() else "(empty)"
+            for block in event.blocks
+        ]
+        self.app.push_screen(ChoiceDialog("Copy which code block?", choices), copy)
+
+    @on(MessageLog.LoadEarlier)
+    async def _load_earlier(self) -> None:
+        await self.log_view.show_earlier()
+
+    def action_search(self) -> None:
+        from tui.screens.search import SearchScreen
+
+        self.app.push_screen(SearchScreen(self.chat_app.store), self._jump_to)
+
+    async def _jump_to(self, hit: SearchHit | None) -> None:
+        if hit is None:
+            return
+        elsewhere = self.conversation is None or self.conversation.id != hit.conversation_id
+        if elsewhere and (self._busy() or not await self.open_conversation(hit.conversation_id)):
+            return
+        if await self.log_view.reveal(hit.entry_id) is None:
+            self.notify("That message is no longer in the conversation.", severity="warning")
+
+    async def action_export(self) -> None:
+        if self.conversation is None:
+            self.notify("Nothing to export yet: send a message first.", timeout=3)
+            return
+        from tui.store import export_to_file
+
+        directory = self.chat_app.export_dir()
+        try:
+            paths = [
+                export_to_file(self.chat_app.store, self.conversation.id, directory, fmt)
+                for fmt in ("md", "json")
+            ]
+        except LLMError as error:
+            await self._show_error(error)
+            return
+        text = "Exported to " + " and ".join(str(path) for path in paths)
+        await self.log_view.add(NoticeItem(text))
+        self.notify(text, title="Export", timeout=8)
+
+    def action_settings(self) -> None:
+        from tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen(self.chat_app.settings), self._settings_saved)
+
+    def _settings_saved(self, changed: bool | None) -> None:
+        if changed:
+            self.apply_settings()
+
+    def action_switch_model(self) -> None:
+        from tui.screens.models import ModelPicker
+
+        def chosen(model: str | None) -> None:
+            if model:
+                self.chat_app.set_model(model)
+
+        self.app.push_screen(ModelPicker(self.chat_app.settings), chosen)
+
+
+def _find(context: Context, entry_id: str | None) -> ContextEntry | None:
+    return next((entry for entry in context if entry.id == entry_id), None)
+
+
+def _entry_with_call(context: Context, call_id: str) -> ContextEntry | None:
+    for entry in reversed(context.entries):
+        if any(call.id == call_id for call in entry.tool_calls):
+            return entry
+    return None

@@ -1,0 +1,1 @@
+"""Widgets of the chat screen. They display and post messages; they never call a model."""

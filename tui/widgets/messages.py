@@ -1,0 +1,392 @@
+"""The conversation view: one focusable item per message, tool call, error or notice.
+
+Items only display; they never talk to a model or the store. The chat screen mounts
+them, streams text into :class:`AssistantMessage` and listens for the messages they post
+(for example :class:`ChatItem.LeaveToPrompt`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Button, Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from backends.context import ContextEntry, Role, ToolCall
+from backends.errors import LLMError
+from tui import keymap
+
+DISPLAY_LIMIT = 20_000
+"""Characters of a user message shown on screen; the rest is kept and copied in full."""
+
+HISTORY_WINDOW = 60
+"""How many entries of a stored conversation are drawn at first; older ones on demand."""
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The fenced and indented code blocks of a Markdown text, in order."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return [token.content for token in tokens if token.type in ("fence", "code_block")]
+
+
+class ChatItem(Widget, can_focus=True):
+    """Base of everything shown in the conversation; selectable with the arrow keys."""
+
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings(
+        "message.copy", "message.copy_code", "message.previous", "message.next", "message.prompt"
+    )
+
+    @dataclass
+    class LeaveToPrompt(Message):
+        """The user wants to type again."""
+
+    @dataclass
+    class CopyCode(Message):
+        """The user asked to copy a code block of ``item``; the screen offers a choice."""
+
+        item: ChatItem
+        blocks: list[str]
+
+    def __init__(self, entry_id: str | None = None, *, classes: str = "") -> None:
+        super().__init__(classes=f"chat-item {classes}".strip())
+        self.entry_id = entry_id
+
+    def copy_text(self) -> str:
+        """What "copy" puts on the clipboard."""
+        return ""
+
+    def action_copy(self) -> None:
+        text = self.copy_text()
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {len(text)} characters to the clipboard.", timeout=3)
+
+    def action_copy_code(self) -> None:
+        blocks = code_blocks(self.copy_text())
+        if not blocks:
+            self.notify("This message has no code block.", severity="warning", timeout=3)
+        elif len(blocks) == 1:
+            self.app.copy_to_clipboard(blocks[0])
+            self.notify(f"Copied the code block ({len(blocks[0])} characters).", timeout=3)
+        else:
+            self.post_message(self.CopyCode(self, blocks))
+
+    def _sibling(self, step: int) -> ChatItem | None:
+        parent = self.parent
+        if parent is None:
+            return None
+        items = [child for child in parent.children if isinstance(child, ChatItem)]
+        position = items.index(self) + step
+        return items[position] if 0 <= position < len(items) else None
+
+    def action_previous(self) -> None:
+        item = self._sibling(-1)
+        if item is not None:
+            item.focus()
+
+    def action_next(self) -> None:
+        item = self._sibling(1)
+        if item is None:
+            self.post_message(self.LeaveToPrompt())
+        else:
+            item.focus()
+
+    def action_prompt(self) -> None:
+        self.post_message(self.LeaveToPrompt())
+
+
+class UserMessage(ChatItem):
+    """What the user sent."""
+
+    def __init__(self, entry: ContextEntry) -> None:
+        super().__init__(entry.id, classes="user")
+        self.text = entry.content
+
+    def compose(self) -> ComposeResult:
+        yield Static("You", classes="speaker")
+        shown = self.text
+        if len(shown) > DISPLAY_LIMIT:
+            hidden = len(shown) - DISPLAY_LIMIT
+            shown = f"{shown[:DISPLAY_LIMIT]}\n… {hidden:,} more characters (press c to copy all)"
+        yield Static(Content(shown), classes="body")
+
+    def copy_text(self) -> str:
+        return self.text
+
+
+def _stop_label(finish_reason: str | None) -> str:
+    if finish_reason == "stopped":
+        return "⏹ stopped: the reply was cut short here"
+    if finish_reason == "error":
+        return "⚠ interrupted by an error: the reply is incomplete"
+    return "… incomplete"
+
+
+class AssistantMessage(ChatItem):
+    """A reply, rendered as Markdown; streamed with :meth:`write` then :meth:`finish`."""
+
+    def __init__(self, entry: ContextEntry | None = None, *, speaker: str = "Assistant") -> None:
+        super().__init__(entry.id if entry else None, classes="assistant")
+        self.speaker = speaker
+        self.text = entry.content if entry else ""
+        self._complete = entry.complete if entry else False
+        self._finish_reason = entry.finish_reason if entry else None
+        self._stream: MarkdownStream | None = None
+        self._pieces: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.speaker, classes="speaker")
+        yield Markdown(self.text or None, classes="body")
+        yield Static(classes="marker")
+
+    def on_mount(self) -> None:
+        if self.text and not self._complete:
+            self.mark(self._finish_reason)
+
+    @property
+    def markdown(self) -> Markdown:
+        return self.query_one(Markdown)
+
+    @property
+    def streaming(self) -> bool:
+        return self._stream is not None
+
+    async def write(self, piece: str) -> None:
+        """Append one streamed piece (bounded cost: the stream batches pieces)."""
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.markdown)
+        self._pieces.append(piece)
+        await self._stream.write(piece)
+
+    async def finish(self, entry: ContextEntry | None) -> None:
+        """End the stream and draw the final text once, with its marker if incomplete."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        if entry is not None:
+            self.entry_id = entry.id
+            self.text = entry.content
+        else:
+            self.text = "".join(self._pieces)
+        self._pieces = []
+        await self.markdown.update(self.text)
+        if entry is not None and not entry.complete:
+            self.mark(entry.finish_reason)
+
+    def mark(self, finish_reason: str | None) -> None:
+        marker = self.query_one(".marker", Static)
+        marker.update(_stop_label(finish_reason))
+        marker.add_class("shown")
+
+    def copy_text(self) -> str:
+        return self.text if not self._pieces else "".join(self._pieces)
+
+
+class ToolCallItem(ChatItem):
+    """A function call the model asked for: name, arguments and, later, the result."""
+
+    RESULT_LIMIT = 600
+
+    def __init__(self, call: ToolCall, entry_id: str | None = None) -> None:
+        super().__init__(entry_id, classes="tool")
+        self.call = call
+        self.result: str | None = None
+        self.outcome = "pending"
+        """"pending", "ok", "error" or "declined"."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content.assemble(("⚙ Function call: ", "bold"), self.call.name))
+        yield Static(Content(pretty_arguments(self.call.arguments)), classes="arguments")
+        yield Static(Content(self._result_text()), classes="result")
+
+    def set_result(self, content: str, *, is_error: bool = False, approved: bool = True) -> None:
+        """Record the call's outcome (before or after the item is mounted)."""
+        self.result = content
+        self.outcome = "declined" if not approved else "error" if is_error else "ok"
+        self.set_class(self.outcome != "ok", "failed")
+        if self.is_mounted:
+            self.query_one(".result", Static).update(Content(self._result_text()))
+
+    def _result_text(self) -> str:
+        if self.result is None:
+            return "waiting for approval…"
+        if self.outcome == "declined":
+            return "✗ declined by you"
+        shown = self.result
+        if len(shown) > self.RESULT_LIMIT:
+            shown = shown[: self.RESULT_LIMIT] + "…"
+        return ("✗ failed: " if self.outcome == "error" else "→ ") + shown
+
+    def copy_text(self) -> str:
+        parts = [f"{self.call.name}({self.call.arguments})"]
+        if self.result is not None:
+            parts.append(self.result)
+        return "\n".join(parts)
+
+
+def pretty_arguments(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except ValueError:
+        return arguments
+
+
+class ErrorItem(ChatItem):
+    """An error shown where the user looks: what happened, why, and what to do."""
+
+    def __init__(self, error: LLMError) -> None:
+        super().__init__(classes="error")
+        self.error = error
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content.assemble(("⚠ ", "bold"), (self.error.description, "bold")))
+        yield Static(Content(self.error.reason), classes="reason")
+        yield Static(Content("→ " + self.error.suggestion), classes="suggestion")
+
+    def copy_text(self) -> str:
+        return self.error.explain()
+
+
+class NoticeItem(ChatItem):
+    """Something worth knowing that is not an error (a trimmed context, an export path)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(classes="notice")
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content("ℹ " + self.text))
+
+    def copy_text(self) -> str:
+        return self.text
+
+
+class MessageLog(VerticalScroll):
+    """The scrolling conversation; follows the bottom unless the user scrolled up."""
+
+    @dataclass
+    class LoadEarlier(Message):
+        """The user asked to see the older entries of a long conversation."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.hidden_entries: list[ContextEntry] = []
+        """Older entries of a long conversation that are not drawn yet."""
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def items(self) -> list[ChatItem]:
+        return [child for child in self.children if isinstance(child, ChatItem)]
+
+    def item_for(self, entry_id: str) -> ChatItem | None:
+        return next((item for item in self.items() if item.entry_id == entry_id), None)
+
+    async def clear(self) -> None:
+        self.hidden_entries = []
+        await self.remove_children()
+
+    async def add(self, *items: Widget) -> None:
+        await self.mount_all(items)
+
+    async def show_entries(
+        self, entries: list[ContextEntry], *, window: int = HISTORY_WINDOW
+    ) -> None:
+        """Draw a stored conversation: its last ``window`` entries, the rest on demand."""
+        await self.clear()
+        visible = [e for e in entries if e.role is not Role.SYSTEM]
+        cut = max(0, len(visible) - window)
+        # Never start the window between a tool call and its result.
+        while 0 < cut < len(visible) and visible[cut].role is Role.TOOL:
+            cut -= 1
+        self.hidden_entries = visible[:cut]
+        widgets = render_entries(visible[cut:])
+        if self.hidden_entries:
+            widgets.insert(0, self._earlier_button())
+        await self.mount_all(widgets)
+        self.anchor()
+
+    def _earlier_button(self) -> Button:
+        count = len(self.hidden_entries)
+        return Button(f"▲ Show {count} earlier messages", id="earlier", compact=True)
+
+    async def show_earlier(self, *, until: str | None = None) -> None:
+        """Draw hidden older entries: one more window, or back to entry ``until``."""
+        if not self.hidden_entries:
+            return
+        cut = max(0, len(self.hidden_entries) - HISTORY_WINDOW)
+        if until is not None:
+            ids = [entry.id for entry in self.hidden_entries]
+            if until in ids:
+                cut = min(cut, ids.index(until))
+        while cut > 0 and self.hidden_entries[cut].role is Role.TOOL:
+            cut -= 1
+        batch = self.hidden_entries[cut:]
+        self.hidden_entries = self.hidden_entries[:cut]
+        await self.query("#earlier").remove()
+        widgets = render_entries(batch)
+        if self.hidden_entries:
+            widgets.insert(0, self._earlier_button())
+        await self.mount_all(widgets, before=0) if self.children else await self.mount_all(widgets)
+
+    async def reveal(self, entry_id: str) -> ChatItem | None:
+        """Make the item of ``entry_id`` visible, select it and return it."""
+        item = self.item_for(entry_id)
+        if item is None and any(e.id == entry_id for e in self.hidden_entries):
+            await self.show_earlier(until=entry_id)
+            item = self.item_for(entry_id)
+        if item is not None:
+            self.release_anchor()
+            item.focus(scroll_visible=False)
+            self.scroll_to_widget(item, top=True, animate=False)
+            item.add_class("found")
+            self.set_timer(2.0, lambda: item.remove_class("found"))
+        return item
+
+    async def remove_after(self, entry_id: str) -> None:
+        """Remove every item after the one showing ``entry_id`` (the reply, for retry)."""
+        items = self.items()
+        anchor = self.item_for(entry_id)
+        if anchor is None:
+            return
+        doomed = items[items.index(anchor) + 1 :]
+        if doomed:
+            await self.remove_children(doomed)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "earlier":
+            event.stop()
+            self.post_message(self.LoadEarlier())
+
+
+def render_entries(entries: list[ContextEntry]) -> list[Widget]:
+    """The widgets that show stored entries (tool results join their calls)."""
+    widgets: list[Widget] = []
+    calls: dict[str, ToolCallItem] = {}
+    for entry in entries:
+        if entry.role is Role.USER:
+            widgets.append(UserMessage(entry))
+        elif entry.role is Role.ASSISTANT:
+            if entry.content or not entry.tool_calls:
+                widgets.append(AssistantMessage(entry))
+            for call in entry.tool_calls:
+                calls[call.id] = ToolCallItem(call, entry.id)
+                widgets.append(calls[call.id])
+        elif entry.role is Role.TOOL:
+            found = calls.get(entry.tool_call_id or "")
+            if found is None:
+                found = ToolCallItem(
+                    ToolCall(entry.tool_call_id or "", entry.name or "function", ""), entry.id
+                )
+                widgets.append(found)
+            found.set_result(entry.content)
+    return widgets

@@ -1,0 +1,51 @@
+"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J starts a new line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.binding import BindingType
+from textual.message import Message
+from textual.widgets import TextArea
+
+from tui import keymap
+
+
+class PromptInput(TextArea):
+    """A text area that posts :class:`PromptInput.Submitted` on Enter.
+
+    The text stays in the box until the screen accepts it (:meth:`take_text`), so a
+    message that cannot be sent right now is never lost.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("prompt.send", "prompt.newline")
+
+    @dataclass
+    class Submitted(Message):
+        """The user pressed Enter."""
+
+        prompt: PromptInput
+        text: str
+
+    def __init__(self, *, id: str | None = None, placeholder: str = "") -> None:
+        super().__init__(
+            id=id,
+            soft_wrap=True,
+            show_line_numbers=False,
+            tab_behavior="focus",
+            compact=True,
+            placeholder=placeholder,
+        )
+
+    def action_send(self) -> None:
+        self.post_message(self.Submitted(self, self.text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def take_text(self) -> str:
+        """Clear the box and return what it held."""
+        text = self.text
+        self.clear()
+        return text
