@@ -116,7 +116,9 @@ class UISettings:
     show_sidebar: bool = True
     """Show the conversation list next to the chat."""
     keybindings: dict[str, str] = field(default_factory=dict)
-    """Remapped keys by binding id, for example {"app.new_chat" = "ctrl+t"}."""
+    """Remapped keys by binding id, for example {"chat.new" = "ctrl+t"}; F1 lists the ids."""
+    export_dir: str = ""
+    """Folder for exported conversations; empty means "exports" in the data directory."""
 
 
 @dataclass
