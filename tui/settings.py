@@ -76,9 +76,19 @@ class FogSettings:
     allow_http: bool = False
     """Allow plain HTTP nodes on the network (development only; loopback always may)."""
     discovery_timeout: float = 2.0
-    """Seconds to browse mDNS for fog nodes."""
+    """Seconds to browse mDNS for fog nodes before giving up."""
     manual_nodes: list[str] = field(default_factory=list)
-    """Node URLs to use without mDNS, for example "https://10.0.0.5:443"."""
+    """Node URLs to use without mDNS (other subnets, SSH tunnels), e.g. "https://10.0.0.5:443"."""
+    service_names: list[str] = field(default_factory=lambda: ["spezillmfog"])
+    """Text that marks an mDNS service as a fog node, matched in its name or host (any case)."""
+    interfaces: list[str] = field(default_factory=list)
+    """Interface addresses to browse mDNS on, for example ["127.0.0.1"]; empty means all."""
+    strategy: str = "random"
+    """How to pick a node: "random" (as SpeziLLM does) or "least-busy" (fewest replies running)."""
+    max_streams_per_node: int = 2
+    """Replies that may stream from one node at the same time; more wait or go elsewhere."""
+    timeout: float = 60.0
+    """Seconds to wait for a node to connect or to send the next piece of a reply."""
 
 
 @dataclass

@@ -6,18 +6,23 @@ lazily, only the one in use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backends.errors import ConfigurationError
 from backends.functions import Tool
 from backends.session import Platform, Schema
-from tui.settings import Settings
+from tui.settings import Settings, config_dir
+
+if TYPE_CHECKING:
+    from backends.fog.config import FogConfig
 
 BACKENDS: dict[str, str] = {
     "mock": "A scripted mock model for demos and tests (no network).",
     "openai": "OpenAI's API (or any compatible server at OPENAI_BASE_URL); needs an API key.",
     "local": "A GGUF model on this machine through llama.cpp (no network once downloaded).",
+    "fog": "An OpenAI-compatible server on your network, found over mDNS (TLS with its CA).",
 }
 
 
@@ -43,8 +48,14 @@ def unknown_backend(name: str) -> ConfigurationError:
     )
 
 
-def make_platform(backend: str, settings: Settings) -> Platform[Any]:
-    """Create the platform for ``backend`` configured from ``settings``."""
+def make_platform(
+    backend: str, settings: Settings, *, overrides: Mapping[str, Any] | None = None
+) -> Platform[Any]:
+    """Create the platform for ``backend`` configured from ``settings``.
+
+    ``overrides`` are command-line values that beat both the environment and the
+    settings (for fog: ``ca_cert``, ``token_command``, ``insecure``, ``interfaces``).
+    """
     if backend == "mock":
         from backends.mock import MockPlatform
 
@@ -62,7 +73,64 @@ def make_platform(backend: str, settings: Settings) -> Platform[Any]:
         from backends.local.platform import LocalPlatform
 
         return LocalPlatform(store=ModelStore(settings.local.models_dir or None))
+    if backend == "fog":
+        from backends.fog.platform import FogPlatform
+
+        return FogPlatform(fog_config(settings, overrides))
     raise unknown_backend(backend)
+
+
+FOG_TOKEN_FILE = "fog_token"
+"""File in the config directory holding a bearer token typed during onboarding (0600)."""
+
+
+def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -> FogConfig:
+    """The fog configuration: command line, then environment, then settings.
+
+    CA file: ``--ca-cert``, ``SPEZICHAT_FOG_CA_CERT``, ``[fog] ca_cert``. Token:
+    ``--token-command``, ``SPEZICHAT_FOG_TOKEN``, ``[fog] token_command``, the stored
+    token file. ``--insecure`` allows plain-HTTP nodes like ``[fog] allow_http``.
+    """
+    import os
+    from pathlib import Path
+
+    from backends.fog.auth import TOKEN_ENV, CommandToken, EnvToken, FileToken, TokenProvider
+    from backends.fog.config import FogConfig
+
+    fog = settings.fog
+    cli = dict(overrides or {})
+    ca = cli.get("ca_cert") or os.environ.get("SPEZICHAT_FOG_CA_CERT", "").strip() or fog.ca_cert
+    token: TokenProvider | None = None
+    token_file = config_dir() / FOG_TOKEN_FILE
+    if cli.get("token_command"):
+        token = CommandToken(str(cli["token_command"]))
+    elif os.environ.get(TOKEN_ENV, "").strip():
+        token = EnvToken()
+    elif fog.token_command:
+        token = CommandToken(fog.token_command)
+    elif token_file.is_file():
+        token = FileToken(token_file)
+    strategy = fog.strategy if fog.strategy in ("random", "least-busy") else "random"
+    try:
+        return FogConfig(
+            ca_cert=Path(ca).expanduser() if ca else None,
+            expected_host=fog.expected_host.strip().rstrip("."),
+            token=token,
+            allow_http=bool(cli.get("insecure")) or fog.allow_http,
+            discovery_timeout=float(cli.get("discovery_timeout") or fog.discovery_timeout),
+            manual_nodes=tuple(fog.manual_nodes),
+            service_names=tuple(fog.service_names),
+            interfaces=tuple(cli.get("interfaces") or fog.interfaces),
+            request_timeout=fog.timeout,
+            max_streams_per_node=fog.max_streams_per_node,
+            strategy=strategy,  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            "The [fog] settings are invalid.",
+            reason=str(exc),
+            suggestion="Fix the [fog] section of config.toml (see README, Fog nodes).",
+        ) from exc
 
 
 def make_schema(options: ChatOptions, settings: Settings) -> Schema:
@@ -120,6 +188,19 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             repeat_penalty=local.repeat_penalty,
             max_tokens=options.max_tokens,
             stop=tuple(local.stop),
+            **options.extra,
+        )
+    if options.backend == "fog":
+        from backends.fog.platform import FogSchema
+
+        # No model: the first one the chosen node lists.
+        return FogSchema(
+            model=options.model,
+            system_prompts=options.system_prompts,
+            functions=options.tools,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            max_completion_tokens=options.max_tokens,
             **options.extra,
         )
     raise unknown_backend(options.backend)

@@ -1,0 +1,132 @@
+"""Bearer tokens for fog nodes.
+
+A token provider is asked for the token before every request, as SpeziLLM's fog target
+does (sessions may live longer than a token). Providers: a fixed token, an environment
+variable read on each request, a file, or a command whose output is the token (run once,
+cached until a node answers 401, then run again). Providers fit the token protocol of the
+OpenAI-compatible client, which asks again with ``refresh=True`` after a 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Protocol
+
+from backends.fog.errors import FogTokenError
+
+TOKEN_ENV = "SPEZICHAT_FOG_TOKEN"
+
+
+class TokenProvider(Protocol):
+    """Where the bearer token comes from (fits :class:`backends.openai.client.TokenProvider`).
+
+    Called before every request; ``refresh=True`` after a 401 asks for a new token.
+    Returning ``None`` sends no Authorization header.
+    """
+
+    source: str
+    """Human-readable origin of the token, used in error messages."""
+
+    async def __call__(self, *, refresh: bool = False) -> str | None: ...
+
+
+class StaticToken:
+    """A token given directly (for example typed during onboarding)."""
+
+    def __init__(self, token: str, source: str = "the configured token") -> None:
+        self._token = token.strip()
+        self.source = source
+
+    def __repr__(self) -> str:  # never show the token in logs or tracebacks
+        return f"StaticToken(source={self.source!r})"
+
+    async def __call__(self, *, refresh: bool = False) -> str | None:
+        return self._token or None
+
+
+class EnvToken:
+    """The token in an environment variable, read on every request."""
+
+    def __init__(self, variable: str = TOKEN_ENV) -> None:
+        self.variable = variable
+        self.source = f"the environment variable {variable}"
+
+    async def __call__(self, *, refresh: bool = False) -> str | None:
+        return os.environ.get(self.variable, "").strip() or None
+
+
+class FileToken:
+    """The token stored in a file (read on every request, so edits apply at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.source = f"the token file {path}"
+
+    async def __call__(self, *, refresh: bool = False) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise FogTokenError(
+                reason=f"The token file {self.path} could not be read: {exc.strerror or exc}.",
+                suggestion="Check the file's path and permissions, or store the token again.",
+            ) from exc
+
+
+class CommandToken:
+    """The standard output of a command, cached until a node refuses it."""
+
+    def __init__(self, command: str, *, timeout: float = 30.0) -> None:
+        self.command = command
+        self.timeout = timeout
+        self.source = f"the token command `{command}`"
+        self._cached: str | None = None
+        self._lock = asyncio.Lock()
+        self.runs = 0
+        """How many times the command ran (shown by diagnostics)."""
+
+    async def __call__(self, *, refresh: bool = False) -> str | None:
+        async with self._lock:
+            if refresh or self._cached is None:
+                self._cached = await self._run()
+            return self._cached
+
+    async def _run(self) -> str:
+        self.runs += 1
+        try:
+            process = await asyncio.create_subprocess_shell(
+                self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except (OSError, ValueError) as exc:
+            raise FogTokenError(
+                reason=f"The token command `{self.command}` could not be started: {exc}.",
+                suggestion="Check the command and that the program it runs is on PATH.",
+            ) from exc
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
+        except asyncio.TimeoutError as exc:
+            process.kill()
+            await process.wait()
+            raise FogTokenError(
+                reason=f"The token command `{self.command}` did not finish within "
+                f"{self.timeout:g} seconds.",
+                suggestion="Run the command by hand to see where it hangs.",
+            ) from exc
+        if process.returncode != 0:
+            last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise FogTokenError(
+                reason=f"The token command `{self.command}` exited with status "
+                f"{process.returncode} ({last[0]}).",
+                suggestion="Run the command by hand and fix what it reports.",
+            )
+        token = out.decode(errors="replace").strip()
+        if not token:
+            raise FogTokenError(
+                reason=f"The token command `{self.command}` printed nothing.",
+                suggestion="The command must print the bearer token on standard output.",
+            )
+        return token

@@ -1,0 +1,69 @@
+"""Configuration shared by discovery, the node client and the fog platform."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from backends.fog.auth import TokenProvider
+
+DEFAULT_HOST = "spezillmfog.local"
+"""Host name of the original SpeziLLM fog node; its certificate is issued for it."""
+DEFAULT_SERVICE_NAMES: tuple[str, ...] = ("spezillmfog",)
+"""Substrings that mark an mDNS service as a fog node (instance name or host)."""
+SERVICE_TYPES: tuple[str, ...] = ("_https._tcp.local.", "_http._tcp.local.")
+
+Strategy = Literal["random", "least-busy"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FogConfig:
+    """How to find fog nodes and how to talk to them."""
+
+    ca_cert: Path | None = None
+    """Root CA (PEM) that signed the nodes' certificates; ``None`` uses the system store."""
+    expected_host: str = DEFAULT_HOST
+    """Host name the node certificate must carry; sent as SNI and Host header."""
+    token: TokenProvider | None = None
+    """Where the bearer token comes from; ``None`` sends no Authorization header."""
+    allow_http: bool = False
+    """Use plain-HTTP nodes on the network (loopback nodes may always use HTTP)."""
+    discovery_timeout: float = 2.0
+    """Seconds to browse mDNS before giving up on finding a node."""
+    manual_nodes: tuple[str, ...] = ()
+    """Node base URLs used without mDNS, such as ``https://10.0.0.5:443``."""
+    service_names: tuple[str, ...] = DEFAULT_SERVICE_NAMES
+    """Case-insensitive substrings of instance name or host that mark a fog service."""
+    interfaces: tuple[str, ...] = ()
+    """Interface addresses to browse on (for example ``127.0.0.1``); empty: all."""
+    request_timeout: float = 60.0
+    """Seconds to wait for a node to connect or to send the next piece."""
+    health_timeout: float = 3.0
+    """Seconds a health check (GET /v1/models) may take."""
+    max_streams_per_node: int = 2
+    """Replies that may stream from one node at the same time."""
+    strategy: Strategy = "random"
+    """How to pick a node: at random (as SpeziLLM does) or the one with fewest streams."""
+    use_mdns: bool = True
+    """Browse the network; ``False`` uses only the manual nodes."""
+
+    def __post_init__(self) -> None:
+        if self.max_streams_per_node < 1:
+            raise ValueError("max_streams_per_node must be at least 1")
+        if self.strategy not in ("random", "least-busy"):
+            raise ValueError(f"unknown node strategy {self.strategy!r}")
+
+    def is_fog_service(self, instance: str, host: str) -> bool:
+        """Whether an mDNS service looks like a fog node (a hint, never a trust decision)."""
+        text = f"{instance}\n{host}".lower()
+        return any(name.lower() in text for name in self.service_names if name)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (an IP, possibly with a ``%scope``) is a loopback address."""
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return address == "localhost"

@@ -1,0 +1,150 @@
+"""Typed errors of the fog backend.
+
+They follow the failure kinds of SpeziLLM's fog target (no node found, discovery failed,
+unauthorized, model missing on the node, missing or wrong root CA, connectivity, a
+failed generation), each with what happened, why, and what to do.
+"""
+
+from __future__ import annotations
+
+import re
+
+from backends.errors import LLMError
+
+CA_HINT = (
+    "Copy the root CA certificate from the node (`spezichat fog init` writes it to "
+    "<dir>/ca/ca.crt) and pass it with --ca-cert, set SPEZICHAT_FOG_CA_CERT, or set "
+    "ca_cert in the [fog] section of the config."
+)
+
+
+class FogError(LLMError):
+    """Base class of fog node failures."""
+
+    description = "The fog node failed for an unknown reason."
+    reason = "Something unexpected went wrong while finding or talking to a fog node."
+    suggestion = "Check that the node runs and that this machine reaches it, then retry."
+
+
+class FogNodeNotFoundError(FogError):
+    """No usable fog node was found (mDNS and manual nodes)."""
+
+    description = "No fog node was found on the local network."
+    reason = "No fog service answered the mDNS browse, and no manual node is configured."
+    suggestion = (
+        "Start a node (`spezichat fog serve` or `spezichat fog advertise`) on this network, "
+        "run `spezichat discover` to check, or add its URL to manual_nodes in the config."
+    )
+
+
+class FogDiscoveryError(FogError):
+    """Browsing for fog services failed (for example no usable network interface)."""
+
+    description = "Browsing the local network for fog nodes failed."
+    reason = "mDNS could not be started on this machine's network interfaces."
+    suggestion = (
+        "Check the network connection, or list the node in manual_nodes in the config to skip mDNS."
+    )
+
+
+class FogConnectivityError(FogError):
+    """The node could not be reached or the connection broke."""
+
+    description = "The fog node could not be reached."
+    reason = "No network connection to the fog node could be established."
+    suggestion = "Check that the node is running and reachable from this machine, then retry."
+
+
+class FogUnauthorizedError(FogError):
+    """The node rejected the bearer token (HTTP 401/403)."""
+
+    description = "The fog node refused the request as unauthorized."
+    reason = "The bearer token is missing, expired, or not accepted by the node."
+    suggestion = (
+        "Provide a valid token: SPEZICHAT_FOG_TOKEN, --token-command, or token_command in "
+        "the [fog] section of the config."
+    )
+
+
+class FogTokenError(FogUnauthorizedError):
+    """The configured token source could not produce a token."""
+
+    description = "No bearer token could be obtained for the fog node."
+
+
+class FogModelNotFoundError(FogError):
+    """The requested model is not available on the node."""
+
+    description = "The model is not available on the fog node."
+    reason = "The fog node does not have the requested model."
+    suggestion = (
+        "Download the model on the node (for Ollama: `ollama pull MODEL`), or pick one "
+        "that `spezichat discover` lists for the node."
+    )
+
+    def __init__(self, model: str, node: str = "", *, detail: str = "") -> None:
+        self.model = model
+        where = f" {node}" if node else ""
+        super().__init__(
+            f"The model '{model}' is not available on the fog node{where}.",
+            reason=detail or f"The node has no model named '{model}'.",
+        )
+
+
+class FogCertificateError(FogError):
+    """The node's TLS certificate could not be verified, or the CA file is unusable."""
+
+    description = "No secure connection to the fog node: its TLS certificate was not trusted."
+    reason = "The root CA certificate that signed the node's certificate is not configured."
+    suggestion = CA_HINT
+
+
+class FogInsecureNodeError(FogError):
+    """A node offers plain HTTP on the network and the user did not allow it."""
+
+    description = "The fog node offers only plain HTTP, which is not allowed."
+    reason = "Unencrypted connections to other machines are refused unless you opt in."
+    suggestion = (
+        "Serve the node over TLS (`spezichat fog init`), or for development pass "
+        "--insecure or set allow_http = true in the [fog] section of the config."
+    )
+
+
+class FogGenerationError(FogError):
+    """The node answered with an error while generating."""
+
+    description = "The fog node failed while generating the reply."
+    reason = "The node's OpenAI-compatible API answered with an error."
+    suggestion = "Retry; if it keeps failing, check the node's log."
+
+
+# Ollama: "model 'llama3:8b' not found, try pulling it first"; newer versions drop the
+# second half or quote with double quotes.
+_MODEL_NOT_FOUND = re.compile(
+    r"""model\s+['"]?(?P<model>[^'"]+?)['"]?\s+not\s+found""", re.IGNORECASE
+)
+
+
+def model_not_found_in(message: str) -> str | None:
+    """The model named in a "model '...' not found" message, else ``None``."""
+    match = _MODEL_NOT_FOUND.search(message)
+    return match.group("model") if match else None
+
+
+def error_for_status(status: int, message: str, *, model: str, node: str) -> FogError:
+    """Map an HTTP error answer of a node to a typed error."""
+    detail = f"{node} answered HTTP {status}" + (f": {message}" if message else ".")
+    if status in (401, 403):
+        return FogUnauthorizedError(reason=f"{detail} The bearer token was not accepted.")
+    missing = model_not_found_in(message)
+    if missing is not None:
+        return FogModelNotFoundError(missing, node, detail=detail)
+    if status == 404 and "model" in message.lower():
+        return FogModelNotFoundError(model, node, detail=detail)
+    if status in (502, 503, 504):
+        return FogConnectivityError(
+            "The fog node is not available right now.",
+            reason=detail,
+            suggestion="The node or the server behind its proxy is down or busy; retry later.",
+        )
+    return FogGenerationError(reason=detail)

@@ -1,0 +1,285 @@
+"""The fog platform: dispatch chat requests to fog nodes, with failover.
+
+The platform keeps one live :class:`~backends.fog.discovery.FogBrowser` (started with the
+first session) and one httpx client trusting the node CA. For each request a session
+picks a node (at random as SpeziLLM does, or the one with fewest streams in flight),
+holds one of that node's stream slots, and streams through the OpenAI-compatible core.
+When a node fails before the first token the next node is tried; once text arrived, a
+failure ends the reply (the text so far is kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from backends.context import Context
+from backends.errors import LLMError
+from backends.events import Notice, PlatformEvent, TextDelta, ToolCallsDone
+from backends.fog.client import node_client
+from backends.fog.config import FogConfig
+from backends.fog.discovery import FogBrowser, FogNode
+from backends.fog.errors import (
+    FogCertificateError,
+    FogConnectivityError,
+    FogError,
+    FogGenerationError,
+    FogInsecureNodeError,
+    FogModelNotFoundError,
+    FogNodeNotFoundError,
+    FogTokenError,
+    FogUnauthorizedError,
+)
+from backends.fog.tls import make_http_client
+from backends.openai.chat import ChatCompletionsSchema, build_request_body
+from backends.openai.client import ChatCompletionsClient, ChatCompletionsSession
+from backends.session import Platform
+
+# Which error to report when every node failed: the most actionable first.
+_PRIORITY: tuple[type[FogError], ...] = (
+    FogTokenError,
+    FogUnauthorizedError,
+    FogCertificateError,
+    FogModelNotFoundError,
+    FogInsecureNodeError,
+    FogGenerationError,
+    FogConnectivityError,
+)
+
+
+def most_relevant(errors: Sequence[LLMError]) -> LLMError | None:
+    """The error to show when every node failed."""
+    for kind in _PRIORITY:
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0] if errors else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FogSchema(ChatCompletionsSchema):
+    """A model served by fog nodes. An empty ``model`` uses the first model the node lists."""
+
+    model: str = ""
+
+
+class FogPlatform(Platform[FogSchema]):
+    """Runs :class:`FogSchema` sessions on the fog nodes of the local network."""
+
+    name = "fog"
+    schema_type = FogSchema
+
+    def __init__(self, config: FogConfig | None = None, *, max_concurrent_streams: int = 64):
+        super().__init__(max_concurrent_streams=max_concurrent_streams)
+        self.config = config or FogConfig()
+        self._http: httpx.AsyncClient | None = None
+        self._browser: FogBrowser | None = None
+        self._start_lock = asyncio.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._slots_changed = asyncio.Condition()
+        self.served: dict[str, int] = {}
+        """How many requests each node (by key) has started; for diagnostics."""
+
+    def session(self, schema: FogSchema, context: Context | None = None) -> FogSession:
+        return FogSession(self, schema, context)
+
+    # Nodes -----------------------------------------------------------------------------
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None or self._http.is_closed:
+            self._http = make_http_client(self.config)
+        return self._http
+
+    async def browser(self) -> FogBrowser:
+        """The live node list, started on first use."""
+        async with self._start_lock:
+            if self._browser is None:
+                browser = FogBrowser(self.config, http=self.http)
+                await browser.start()
+                self._browser = browser
+            return self._browser
+
+    async def nodes(self, *, wait: bool = True) -> list[FogNode]:
+        """The known nodes; with ``wait``, waits up to the discovery timeout for one that
+        answered its health check."""
+        browser = await self.browser()
+        if wait:
+            await browser.wait_for(
+                lambda nodes: any(n.status == "ok" for n in nodes), self.config.discovery_timeout
+            )
+        return browser.nodes
+
+    async def ensure_node(self) -> None:
+        """Raise the most helpful error when no usable node can be found."""
+        nodes = await self.nodes()
+        if any(n.status == "ok" for n in nodes):
+            return
+        browser = await self.browser()
+        await browser.settle(self.config.health_timeout)
+        nodes = browser.nodes
+        if any(n.status == "ok" for n in nodes):
+            return
+        raise self.no_node_error(nodes)
+
+    def no_node_error(self, nodes: Sequence[FogNode]) -> LLMError:
+        error = most_relevant([n.error for n in nodes if n.error is not None])
+        if error is not None:
+            return error
+        where = ", ".join(self.config.interfaces) or "all network interfaces"
+        mdns = (
+            f"No fog service answered the mDNS browse on {where} within "
+            f"{self.config.discovery_timeout:g} s"
+            if self.config.use_mdns
+            else "mDNS browsing is off"
+        )
+        manual = (
+            "and no manual node is configured."
+            if not self.config.manual_nodes
+            else "and no manual node answered."
+        )
+        return FogNodeNotFoundError(reason=f"{mdns}, {manual}")
+
+    def candidates(self, model: str, exclude: set[str]) -> list[FogNode]:
+        """Nodes to try for ``model``, best first, leaving out ``exclude`` (node keys)."""
+        browser = self._browser
+        if browser is None:
+            return []
+        usable = [n for n in browser.nodes if n.key not in exclude and n.status != "refused"]
+        groups: list[list[FogNode]] = [[], [], [], []]
+        for node in usable:
+            if node.status == "ok" and model and node.serves(model) is False:
+                groups[3].append(node)  # answers, but lists other models: last resort
+            elif node.status == "ok" and (not model or node.serves(model)):
+                groups[0].append(node)
+            elif node.status == "ok":
+                groups[1].append(node)
+            else:
+                groups[2].append(node)  # failing or unchecked: maybe back by now
+        ordered: list[FogNode] = []
+        for group in groups:
+            random.shuffle(group)
+            if self.config.strategy == "least-busy":
+                group.sort(key=lambda n: self._in_flight.get(n.key, 0))
+            ordered.extend(group)
+        return ordered
+
+    @contextlib.asynccontextmanager
+    async def node_slot(self, candidates: Sequence[FogNode]) -> AsyncIterator[FogNode]:
+        """Hold a stream slot on the first of ``candidates`` with one free (waiting when all
+        are busy) and yield that node."""
+        limit = self.config.max_streams_per_node
+        async with self._slots_changed:
+            while True:
+                free = [n for n in candidates if self._in_flight.get(n.key, 0) < limit]
+                if free:
+                    node = free[0]
+                    break
+                await self._slots_changed.wait()
+            self._in_flight[node.key] = self._in_flight.get(node.key, 0) + 1
+        self.served[node.key] = self.served.get(node.key, 0) + 1
+        try:
+            yield node
+        finally:
+            async with self._slots_changed:
+                self._in_flight[node.key] -= 1
+                self._slots_changed.notify_all()
+
+    def in_flight(self, key: str) -> int:
+        """Streams running on the node ``key`` right now."""
+        return self._in_flight.get(key, 0)
+
+    def report_failure(self, node: FogNode, error: LLMError) -> None:
+        """A node failed before answering: mark it failing and check it again."""
+        if self._browser is not None and isinstance(
+            error, (FogConnectivityError, FogCertificateError)
+        ):
+            self._browser.recheck(node.key, error if isinstance(error, FogError) else None)
+
+    async def aclose(self) -> None:
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            await browser.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+class FogSession(ChatCompletionsSession[FogSchema]):
+    """A conversation with a model on the fog nodes."""
+
+    platform: FogPlatform
+
+    async def _setup(self) -> None:
+        await self.platform.ensure_node()
+
+    def chat_client(self) -> ChatCompletionsClient:
+        """A client for the best node right now (the session itself fails over)."""
+        candidates = self.platform.candidates(self.schema.model, set())
+        if not candidates:
+            raise self.platform.no_node_error([])
+        node = candidates[0]
+        return node_client(self.platform.http, node.urls()[0], self.platform.config)
+
+    def request_body_for(self, context: Context, node: FogNode) -> dict[str, Any]:
+        body = build_request_body(self.schema, context)
+        if not self.schema.model and node.models:
+            body["model"] = node.models[0]
+        return body
+
+    async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
+        self._cancel_event = asyncio.Event()
+        if self.cancelled:
+            self._cancel_event.set()
+        platform = self.platform
+        tried: set[str] = set()
+        errors: list[LLMError] = []
+        while True:
+            candidates = platform.candidates(self.schema.model, tried)
+            if not candidates:
+                if not tried:
+                    await platform.ensure_node()  # the list emptied: wait for a node again
+                    candidates = platform.candidates(self.schema.model, tried)
+                if not candidates:
+                    break
+            async with platform.node_slot(candidates) as node:
+                tried.add(node.key)
+                output = False
+                try:
+                    async for event in self._stream_from(node, context):
+                        if isinstance(event, (TextDelta, ToolCallsDone)):
+                            output = True
+                        yield event
+                    return
+                except LLMError as error:
+                    if output or isinstance(error, FogTokenError):
+                        raise
+                    errors.append(error)
+                    platform.report_failure(node, error)
+            if platform.candidates(self.schema.model, tried):
+                yield Notice(
+                    f"Fog node {node.name} failed before answering ({errors[-1].description}); "
+                    "trying another node."
+                )
+        raise most_relevant(errors) or platform.no_node_error([])
+
+    async def _stream_from(self, node: FogNode, context: Context) -> AsyncIterator[PlatformEvent]:
+        """Stream from one node, trying its other addresses when one cannot be reached."""
+        body = self.request_body_for(context, node)
+        last: LLMError | None = None
+        for url in node.urls():
+            client = node_client(self.platform.http, url, self.platform.config)
+            try:
+                async for event in client.stream_chat(body, cancel=self._cancel_event):
+                    yield event
+                return
+            except FogConnectivityError as error:
+                last = error
+                continue
+        if last is not None:
+            raise last
