@@ -393,8 +393,9 @@ class ChatCompletionsClient:
                 if delay is None:
                     raise
                 attempt += 1
+                wait = f"{delay * 1000:.0f} ms" if delay < 1 else f"{delay:.1f} s"
                 yield Notice(
-                    f"{error.description} Retrying in {delay:.1f} s "
+                    f"{error.description} Retrying in {wait} "
                     f"(attempt {attempt} of {self.retry.max_attempts})."
                 )
             try:

@@ -118,7 +118,7 @@ async def test_rate_limit_is_retried_honouring_retry_after(
     assert error is None and text(events) == "Finally."
     # The wait announced is the server's (30 ms), not the policy's own backoff.
     assert notices(events) == [
-        "The OpenAI API is rate limiting this key. Retrying in 0.0 s (attempt 2 of 3)."
+        "The OpenAI API is rate limiting this key. Retrying in 30 ms (attempt 2 of 3)."
     ]
     assert len(openai_server.chat_requests) == 2
 
