@@ -19,10 +19,10 @@ KEY = "sk-proj-abcdefghijklmnop1234"
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """A working keyring backend that keeps secrets in a dict."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.secrets: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
