@@ -351,7 +351,7 @@ def load_model(schema: LocalSchema, store: ModelStore) -> LoadedModel:
     if chat_format:
         try:
             llama_chat_format.get_chat_completion_handler(chat_format)
-        except ValueError as exc:
+        except (ValueError, llama_chat_format.LlamaChatCompletionHandlerNotFoundException) as exc:
             raise ConfigurationError(
                 f"Unknown chat format '{chat_format}'.",
                 reason=f"llama-cpp-python knows: {', '.join(known_chat_formats())}.",

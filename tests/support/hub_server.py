@@ -36,6 +36,8 @@ class HubFileEntry:
     sha256: str
     corrupt: bool = False
     """Serve altered bytes while advertising the original SHA-256."""
+    advertised_size: int | None = None
+    """Size announced in X-Linked-Size when it differs from the data's."""
 
 
 @dataclass
@@ -78,12 +80,13 @@ class HubServer:
         *,
         gated: bool = False,
         corrupt: bool = False,
+        advertised_size: int | None = None,
     ) -> str:
         """Publish ``data`` as ``repo_id/filename``; returns its SHA-256."""
         sha = hashlib.sha256(data).hexdigest()
         repo = self.repos.setdefault(repo_id, HubRepo())
         repo.gated = repo.gated or gated
-        repo.files[filename] = HubFileEntry(data, sha, corrupt)
+        repo.files[filename] = HubFileEntry(data, sha, corrupt, advertised_size)
         return sha
 
     @property
@@ -194,7 +197,8 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Location", f"{hub.cdn_url}/{entry.sha256}")
             self.send_header("X-Repo-Commit", repo.commit)
             self.send_header("X-Linked-Etag", f'"{entry.sha256}"')
-            self.send_header("X-Linked-Size", str(len(entry.data)))
+            size = entry.advertised_size or len(entry.data)
+            self.send_header("X-Linked-Size", str(size))
             self.send_header("ETag", '"' + hashlib.sha1(entry.data).hexdigest() + '"')
             self.send_header("Content-Length", "0")
             self.end_headers()
