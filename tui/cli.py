@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "models": "models",
     "download": "download",
     "key": "key",
+    "discover": "discover",
+    "fog": "fog",
 }
 
 EXIT_OK = 0

@@ -84,7 +84,7 @@ class FogSettings:
     interfaces: list[str] = field(default_factory=list)
     """Interface addresses to browse mDNS on, for example ["127.0.0.1"]; empty means all."""
     strategy: str = "random"
-    """How to pick a node: "random" (as SpeziLLM does) or "least-busy" (fewest replies running)."""
+    """Node choice: "random" (as SpeziLLM), "least-busy", or "ordered" (manual nodes first)."""
     max_streams_per_node: int = 2
     """Replies that may stream from one node at the same time; more wait or go elsewhere."""
     timeout: float = 60.0

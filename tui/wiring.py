@@ -110,7 +110,6 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
         token = CommandToken(fog.token_command)
     elif token_file.is_file():
         token = FileToken(token_file)
-    strategy = fog.strategy if fog.strategy in ("random", "least-busy") else "random"
     try:
         return FogConfig(
             ca_cert=Path(ca).expanduser() if ca else None,
@@ -123,7 +122,7 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
             interfaces=tuple(cli.get("interfaces") or fog.interfaces),
             request_timeout=fog.timeout,
             max_streams_per_node=fog.max_streams_per_node,
-            strategy=strategy,  # type: ignore[arg-type]
+            strategy=fog.strategy,  # type: ignore[arg-type]  # checked by FogConfig
         )
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(

@@ -126,11 +126,13 @@ class FogAdvertiser:
     async def stop(self) -> None:
         """Unregister (sending goodbye packets) and close."""
         info, self._info = self._info, None
-        if info is not None and self._zeroconf is not None:
-            # The network may be gone; closing still frees the sockets.
-            with contextlib.suppress(Exception):
-                await (await self._zeroconf.async_unregister_service(info))
-        await self._close()
+        try:
+            if info is not None and self._zeroconf is not None:
+                # The network may be gone; closing still frees the sockets.
+                with contextlib.suppress(Exception):
+                    await (await self._zeroconf.async_unregister_service(info))
+        finally:
+            await self._close()
 
     async def _close(self) -> None:
         zeroconf, self._zeroconf = self._zeroconf, None

@@ -15,7 +15,7 @@ DEFAULT_SERVICE_NAMES: tuple[str, ...] = ("spezillmfog",)
 """Substrings that mark an mDNS service as a fog node (instance name or host)."""
 SERVICE_TYPES: tuple[str, ...] = ("_https._tcp.local.", "_http._tcp.local.")
 
-Strategy = Literal["random", "least-busy"]
+Strategy = Literal["random", "least-busy", "ordered"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,15 +45,22 @@ class FogConfig:
     max_streams_per_node: int = 2
     """Replies that may stream from one node at the same time."""
     strategy: Strategy = "random"
-    """How to pick a node: at random (as SpeziLLM does) or the one with fewest streams."""
+    """How to pick a node: at random (as SpeziLLM does), the one with fewest streams in
+    flight, or "ordered" (manual nodes as listed, then by name: a primary with backups)."""
     use_mdns: bool = True
     """Browse the network; ``False`` uses only the manual nodes."""
 
     def __post_init__(self) -> None:
         if self.max_streams_per_node < 1:
-            raise ValueError("max_streams_per_node must be at least 1")
-        if self.strategy not in ("random", "least-busy"):
-            raise ValueError(f"unknown node strategy {self.strategy!r}")
+            raise ValueError(
+                f"max_streams_per_node is {self.max_streams_per_node}; it must be at least 1."
+            )
+        if self.strategy not in ("random", "least-busy", "ordered"):
+            raise ValueError(
+                f"strategy is {self.strategy!r}; use 'random', 'least-busy' or 'ordered'."
+            )
+        if self.discovery_timeout <= 0 or self.request_timeout <= 0:
+            raise ValueError("discovery_timeout and timeout must be positive numbers of seconds.")
 
     def is_fog_service(self, instance: str, host: str) -> bool:
         """Whether an mDNS service looks like a fog node (a hint, never a trust decision)."""

@@ -24,7 +24,7 @@ from backends.errors import LLMError
 from backends.events import Notice, PlatformEvent, TextDelta, ToolCallsDone
 from backends.fog.client import node_client
 from backends.fog.config import FogConfig
-from backends.fog.discovery import FogBrowser, FogNode
+from backends.fog.discovery import FogBrowser, FogNode, manual_node
 from backends.fog.errors import (
     FogCertificateError,
     FogConnectivityError,
@@ -83,6 +83,7 @@ class FogPlatform(Platform[FogSchema]):
         self._start_lock = asyncio.Lock()
         self._in_flight: dict[str, int] = {}
         self._slots_changed = asyncio.Condition()
+        self._manual_order: dict[str, int] | None = None
         self.served: dict[str, int] = {}
         """How many requests each node (by key) has started; for diagnostics."""
 
@@ -163,11 +164,21 @@ class FogPlatform(Platform[FogSchema]):
                 groups[2].append(node)  # failing or unchecked: maybe back by now
         ordered: list[FogNode] = []
         for group in groups:
-            random.shuffle(group)
+            if self.config.strategy == "ordered":
+                group.sort(key=self._configured_position)
+            else:
+                random.shuffle(group)
             if self.config.strategy == "least-busy":
                 group.sort(key=lambda n: self._in_flight.get(n.key, 0))
             ordered.extend(group)
         return ordered
+
+    def _configured_position(self, node: FogNode) -> tuple[int, str]:
+        if self._manual_order is None:
+            self._manual_order = {
+                manual_node(url).key: index for index, url in enumerate(self.config.manual_nodes)
+            }
+        return (self._manual_order.get(node.key, len(self._manual_order)), node.name)
 
     @contextlib.asynccontextmanager
     async def node_slot(self, candidates: Sequence[FogNode]) -> AsyncIterator[FogNode]:
@@ -230,6 +241,9 @@ class FogSession(ChatCompletionsSession[FogSchema]):
         body = build_request_body(self.schema, context)
         if not self.schema.model and node.models:
             body["model"] = node.models[0]
+        if "max_completion_tokens" in body:
+            # Ollama and llama.cpp servers know only the older name.
+            body.setdefault("max_tokens", body["max_completion_tokens"])
         return body
 
     async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:

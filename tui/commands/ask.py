@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> None:
         help="run tool calls without asking (without a terminal and without this flag, "
         "tool calls are refused and the model is told so)",
     )
+    from tui.commands.discover import add_client_options
+
+    add_client_options(parser)
 
 
 def read_prompt(args: argparse.Namespace) -> str | None:
@@ -91,18 +94,36 @@ def run(args: argparse.Namespace) -> int:
         tools=tools,
     )
     try:
-        return asyncio.run(_ask(prompt, options, settings, approve_tools=args.approve_tools))
+        from tui.commands.discover import client_overrides
+
+        return asyncio.run(
+            _ask(
+                prompt,
+                options,
+                settings,
+                approve_tools=args.approve_tools,
+                overrides=client_overrides(args),
+            )
+        )
     except LLMError as error:
         return fail(error)
 
 
-async def _ask(prompt: str, options: Any, settings: Any, *, approve_tools: bool = False) -> int:
+async def _ask(
+    prompt: str,
+    options: Any,
+    settings: Any,
+    *,
+    approve_tools: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> int:
     from backends.events import Notice, TextDelta, ToolCallResult
     from backends.runner import Runner
     from tui.wiring import make_platform, make_schema
 
     schema = make_schema(options, settings)
-    async with Runner([make_platform(options.backend, settings)]) as runner:
+    platform = make_platform(options.backend, settings, overrides=overrides)
+    async with Runner([platform]) as runner:
         session = runner.session(schema)
         session.approver = _tool_approver(approve_tools)
         session.context.append_user(prompt)

@@ -13,6 +13,7 @@ from typing import Any
 LISTERS: dict[str, str] = {
     "openai": "tui.commands.models:list_openai",
     "local": "tui.commands.download:list_local",
+    "fog": "tui.commands.discover:list_fog",
 }
 
 
