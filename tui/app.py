@@ -189,6 +189,11 @@ class SpeziChatApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.settings.ui.keybindings))
 
+    def action_local_models(self) -> None:
+        from tui.screens.local_models import open_local_models
+
+        open_local_models(self)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "All key bindings and what they do", self.action_help)
@@ -216,6 +221,11 @@ class SpeziChatApp(App[None]):
                     screen.action_toggle_sidebar,
                 ),
                 ("Change backend", "Run the onboarding again", self.start_onboarding),
+                (
+                    "On-device models",
+                    "Download, resume, delete and choose GGUF models",
+                    self.action_local_models,
+                ),
             )
             for title, help_text, callback in commands:
                 yield SystemCommand(title, help_text, callback)

@@ -59,7 +59,7 @@ KEYS: tuple[Key, ...] = (
     Key("chat.retry", "ctrl+r", "retry", "Retry"),
     Key("chat.sidebar", "ctrl+b", "toggle_sidebar", "Sidebar"),
     Key("chat.search", "ctrl+f", "search", "Search"),
-    Key("chat.export", "ctrl+e", "export", "Export"),
+    Key("chat.export", "ctrl+s", "export", "Export"),
     Key("chat.settings", "f2", "settings", "Settings"),
     Key("chat.model", "f3", "switch_model", "Model", show=False),
     Key("chat.messages", "ctrl+up,alt+up", "focus_messages", "Select message", show=False),

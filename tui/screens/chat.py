@@ -125,7 +125,9 @@ class ChatScreen(Screen[None]):
         general = self.chat_app.settings.general
         self.status.backend = general.backend
         self.status.model = general.model
-        context = self.session.context if self.session is not None else None
+        # A conversation keeps its context (and system prompt); an unsent one starts afresh.
+        keep = self.session is not None and self.conversation is not None
+        context = self.session.context if keep and self.session is not None else None
         self.session = None
         self._new_session(context)
 
@@ -299,7 +301,7 @@ class ChatScreen(Screen[None]):
         await self.log_view.add(UserMessage(entry))
         self.log_view.anchor()
         self.refresh_sidebar()
-        self._worker = self.generate(entry.id)
+        self._start_generation(entry.id)
 
     def _save(self, entry: ContextEntry) -> None:
         if self.conversation is None:
@@ -328,17 +330,22 @@ class ChatScreen(Screen[None]):
                 self.call_after_refresh(self._show_error, error)
         saved -= stale
 
+    def _start_generation(self, user_id: str) -> None:
+        # Busy from now on, so a second Enter cannot start another reply meanwhile.
+        self.generating = True
+        self.refresh_bindings()
+        self._worker = self.generate(user_id)
+
     @work(exclusive=True, group="generate")
     async def generate(self, user_id: str) -> None:
         """Stream one reply (with its tool calls) into the log and the store."""
         session = self.session
         if session is None:
+            self.generating = False
             return
         from tui.store import Autosaver
 
-        self.generating = True
         self._store_error_shown = False
-        self.refresh_bindings()
         log = self.log_view
         context = session.context
         saver = Autosaver(self.chat_app.store, self.conversation.id) if self.conversation else None
@@ -444,7 +451,7 @@ class ChatScreen(Screen[None]):
                 await self._show_error(error)
         await self.log_view.remove_after(last_user.id)
         self.log_view.anchor()
-        self._worker = self.generate(last_user.id)
+        self._start_generation(last_user.id)
 
     # Other actions ------------------------------------------------------------------------
     def action_toggle_sidebar(self) -> None:

@@ -1,0 +1,51 @@
+"""Helpers for driving the app with Textual's pilot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tui.screens.chat import ChatScreen
+from tui.widgets.messages import AssistantMessage, ChatItem
+
+SIZE = (80, 24)
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
+    """Let the app run until ``condition()`` holds (generous limit: this is not a timing test)."""
+    for _ in range(400):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"the app never reached: {what}")
+
+
+def chat(pilot: Pilot[Any]) -> ChatScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, ChatScreen), f"expected the chat screen, got {screen!r}"
+    return screen
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    """Type ``text`` key by key (newlines with Ctrl+J)."""
+    keys = ["ctrl+j" if ch == "\n" else "space" if ch == " " else ch for ch in text]
+    await pilot.press(*keys)
+
+
+async def send(pilot: Pilot[Any], text: str) -> None:
+    """Type a message, press Enter and wait for the reply to finish."""
+    screen = chat(pilot)
+    await type_text(pilot, text)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not screen.generating, "the reply finished")
+    await pilot.pause()
+
+
+def items(pilot: Pilot[Any]) -> list[ChatItem]:
+    return chat(pilot).log_view.items()
+
+
+def replies(pilot: Pilot[Any]) -> list[AssistantMessage]:
+    return [item for item in items(pilot) if isinstance(item, AssistantMessage)]
