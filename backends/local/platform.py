@@ -232,6 +232,16 @@ class LocalPlatform(Platform[LocalSchema]):
 
         return LocalSession(self, schema, context)
 
+    async def list_models(self) -> list[str]:
+        """Catalog ids, then downloaded hub files outside the catalog (for model pickers)."""
+
+        def collect() -> list[str]:
+            names = [entry.id for entry in load_catalog()]
+            names += [m.name for m in self.store.installed() if m.entry is None]
+            return names
+
+        return await asyncio.to_thread(collect)
+
     @property
     def loaded(self) -> tuple[LoadedModel, ...]:
         return tuple(self._models.values())

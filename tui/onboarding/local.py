@@ -174,13 +174,13 @@ class LocalDownloadStep(OnboardingStep):
             return
         self.entry = entry
         yield Static(Content.assemble((entry.name, "bold"), "\n", entry_label(entry)))
-        yield DownloadPanel(HubFile(entry.repo, entry.file), _store(self), id="download")
+        yield DownloadPanel(
+            HubFile(entry.repo, entry.file), _store(self), autostart=True, id="download"
+        )
         yield Button("Continue", id="download-continue", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#download-continue", Button).display = not self.query("#download")
-        if self.query("#download"):
-            self.query_one("#download", DownloadPanel).start()
 
     @on(DownloadPanel.Finished)
     def _done(self) -> None:

@@ -69,12 +69,16 @@ class DownloadPanel(Vertical):
             self.panel = panel
             self.error = error
 
-    def __init__(self, hub: HubFile, store: ModelStore, *, id: str | None = None) -> None:
+    def __init__(
+        self, hub: HubFile, store: ModelStore, *, autostart: bool = False, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.hub = hub
         self.store = store
         self.downloader = Downloader(store)
         self.running = False
+        self.autostart = autostart
+        """Start downloading as soon as the panel is mounted."""
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, show_eta=False, id="download-bar")
@@ -88,6 +92,8 @@ class DownloadPanel(Vertical):
         self._set_buttons(running=False)
         if kept:
             self._status(f"{human_size(kept)} from an earlier download will be kept.")
+        if self.autostart:
+            self.start()
 
     # Control ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -178,9 +178,8 @@ class LocalModelsScreen(ModalScreen[str | None]):
             return
         if self.panel is not None:
             self.panel.remove()
-        self.panel = DownloadPanel(hub, self.store, id="local-download")
+        self.panel = DownloadPanel(hub, self.store, autostart=True, id="local-download")
         self.query_one(Vertical).mount(self.panel, before="#local-info")
-        self.call_after_refresh(self.panel.start)
 
     def action_stop(self) -> None:
         if self.panel is not None:

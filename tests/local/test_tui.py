@@ -1,0 +1,199 @@
+"""The on-device onboarding branch and the model manager, driven with Textual's pilot;
+downloads come from the loopback hub."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Button, OptionList, Static
+
+from backends.local.catalog import find_entry
+from backends.local.models import HubFile, ModelStore
+from backends.runner import Runner
+from tests.local.test_download import payload
+from tests.support.hub_server import HubServer
+from tui.app import SpeziChatApp
+from tui.onboarding.local import LocalDownloadStep, StarterModelStep
+from tui.screens.chat import ChatScreen
+from tui.screens.local_models import LocalModelsScreen
+from tui.settings import Settings
+from tui.store import Store
+
+SIZE = (80, 24)
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def app_store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "history.db") as store:
+        yield store
+
+
+@pytest.fixture
+def make_app(app_store: Store) -> Callable[[Settings], SpeziChatApp]:
+    def make(settings: Settings) -> SpeziChatApp:
+        return SpeziChatApp(settings=settings, store=app_store, runner=Runner())
+
+    return make
+
+
+@pytest.fixture
+def qwen(hub: HubServer) -> tuple[HubFile, bytes]:
+    """The catalog's Qwen2.5 0.5B entry, served (as test bytes) by the loopback hub."""
+    entry = find_entry("qwen2.5-0.5b")
+    assert entry is not None
+    data = payload(3 * MB, seed=9)
+    hub.add_file(entry.repo, entry.file, data)
+    return HubFile(entry.repo, entry.file), data
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
+    for _ in range(600):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"the app never reached: {what}")
+
+
+async def to_local_branch(pilot: Pilot[Any]) -> StarterModelStep:
+    await pilot.press("enter")  # welcome
+    options = pilot.app.screen.query_one(OptionList)
+    local = options.get_option_index("local")
+    options.highlighted = local
+    await pilot.press("enter")
+    screen = pilot.app.screen
+    assert isinstance(screen, StarterModelStep)
+    return screen
+
+
+def status(screen: Any) -> str:
+    return str(screen.query_one("#download-status", Static).render())
+
+
+async def test_onboarding_downloads_a_catalog_model_then_opens_the_chat(
+    make_app: Callable[[Settings], SpeziChatApp], qwen: tuple[HubFile, bytes]
+) -> None:
+    hub_file, data = qwen
+    app = make_app(Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        step = await to_local_branch(pilot)
+        catalog = step.query_one("#catalog", OptionList)
+        # The fit hints arrive from a worker: wait until the rows say how much RAM is free.
+        await wait_until(pilot, lambda: "RAM" in str(step.query_one("#memory").render()), "hints")
+        catalog.focus()
+        catalog.highlighted = catalog.get_option_index("qwen2.5-0.5b")
+        await pilot.press("enter")
+        assert isinstance(app.screen, LocalDownloadStep)
+        await wait_until(pilot, lambda: "SHA-256 verified" in status(app.screen), "the download")
+        await pilot.click("#download-continue")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat")
+    saved = Settings.load()
+    assert (saved.general.backend, saved.general.model) == ("local", "qwen2.5-0.5b")
+    assert ModelStore().path_for(hub_file).read_bytes() == data
+
+
+async def test_onboarding_download_cancel_and_resume(
+    make_app: Callable[[Settings], SpeziChatApp], qwen: tuple[HubFile, bytes], hub: HubServer
+) -> None:
+    hub_file, data = qwen
+    hub.chunk_delay = 0.01
+    store = ModelStore()
+    partial = store.partial_path(store.path_for(hub_file))
+    app = make_app(Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        step = await to_local_branch(pilot)
+        catalog = step.query_one("#catalog", OptionList)
+        catalog.focus()
+        catalog.highlighted = catalog.get_option_index("qwen2.5-0.5b")
+        await pilot.press("enter")
+        download = app.screen
+        await wait_until(
+            pilot, lambda: partial.exists() and partial.stat().st_size >= MB, "some bytes"
+        )
+        await pilot.click("#download-cancel")
+        await wait_until(pilot, lambda: "Stopped" in status(download), "the stop")
+        kept = partial.stat().st_size
+        assert kept < len(data) and "kept" in status(download)
+        assert download.query_one("#download-resume", Button).display
+
+        hub.chunk_delay = 0
+        await pilot.click("#download-resume")
+        await wait_until(pilot, lambda: "SHA-256 verified" in status(download), "the end")
+        assert "resumed at" in status(download)
+    assert hub.cdn_requests()[-1].range == f"bytes={kept}-"
+    assert store.path_for(hub_file).read_bytes() == data
+
+
+async def test_onboarding_download_error_is_shown_and_the_app_keeps_running(
+    make_app: Callable[[Settings], SpeziChatApp], hub: HubServer
+) -> None:
+    entry = find_entry("llama3.2-1b")
+    assert entry is not None
+    hub.add_file(entry.repo, entry.file, payload(1000), gated=True)
+    app = make_app(Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        step = await to_local_branch(pilot)
+        catalog = step.query_one("#catalog", OptionList)
+        catalog.focus()
+        catalog.highlighted = catalog.get_option_index("llama3.2-1b")
+        await pilot.press("enter")
+        download = app.screen
+        await wait_until(pilot, lambda: "restricted" in status(download), "the error")
+        assert "HF_TOKEN" in status(download)
+        assert str(download.query_one("#download-resume", Button).label) == "Retry"
+        await pilot.press("escape")  # back to the choice; nothing was saved
+        assert isinstance(app.screen, StarterModelStep)
+    assert not Settings.load().onboarded
+
+
+async def test_model_manager_downloads_uses_and_deletes(
+    make_app: Callable[[Settings], SpeziChatApp], qwen: tuple[HubFile, bytes]
+) -> None:
+    hub_file, _data = qwen
+    settings = Settings()
+    settings.general.backend, settings.general.model = "mock", "mock"
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat")
+        app.action_local_models()
+        await wait_until(pilot, lambda: app.screen.query("#local-list"), "the manager")
+        manager = app.screen
+        assert isinstance(manager, LocalModelsScreen)
+        view = manager.query_one("#local-list", OptionList)
+        await wait_until(pilot, lambda: view.option_count > 5, "the list")
+        first = str(view.get_option_at_index(0).prompt)
+        assert "gemma3-270m-starter" in first and "bundled" in first
+
+        view.highlighted = view.get_option_index("qwen2.5-0.5b")
+        await pilot.press("enter")  # not downloaded yet: says how to get it
+        info = manager.query_one("#local-info", Static)
+        assert "Press d to download" in str(info.render())
+
+        await pilot.press("d")
+        await wait_until(
+            pilot,
+            lambda: "downloaded" in str(view.get_option_at_index(view.highlighted or 0).prompt),
+            "the download",
+        )
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), "back to chat")
+        assert (app.settings.general.backend, app.settings.general.model) == (
+            "local",
+            "qwen2.5-0.5b",
+        )
+
+        app.action_local_models()
+        await wait_until(pilot, lambda: app.screen.query("#local-list"), "the manager")
+        manager = app.screen
+        assert isinstance(manager, LocalModelsScreen)
+        view = manager.query_one("#local-list", OptionList)
+        await wait_until(pilot, lambda: view.option_count > 5, "the list")
+        view.highlighted = view.get_option_index("qwen2.5-0.5b")
+        await pilot.press("delete")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not ModelStore().path_for(hub_file).exists(), "delete")
+    assert Settings.load().general.model == "qwen2.5-0.5b"
