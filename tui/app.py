@@ -30,7 +30,7 @@ class SpeziChatApp(App[None]):
 
     TITLE = "spezichat"
     CSS_PATH = "app.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("app.quit", "app.help", "app.palette")
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("app.help", "app.quit", "app.palette")
 
     def __init__(
         self,

@@ -26,6 +26,9 @@ A step is an :class:`~tui.onboarding.flow.OnboardingStep` (a Textual ``Screen``)
   ``self.state.values`` (scratch space shared by the steps; prefix keys with the
   branch id, for example ``"local.download_path"``);
 * call ``self.flow.advance()`` when done. Esc goes back (``onboarding.back``);
+* a step with nothing to ask in the current state (a download when the model is
+  already here) overrides the classmethod ``skip(state) -> bool``; the flow passes
+  over it going forward and back. ``self.flow.finish()`` ends the flow early;
 * the last step must set ``settings.general.backend`` and ``settings.general.model``.
 
 Long work (a download, a discovery) belongs in a worker (``@work``) of the step; show

@@ -131,6 +131,14 @@ class OnboardingStep(Screen[None]):
     def compose_step(self) -> ComposeResult:
         yield from ()
 
+    @classmethod
+    def skip(cls, state: OnboardingState) -> bool:
+        """True when this step has nothing to ask (for example a model already here).
+
+        Skipped steps are passed over going forward and going back.
+        """
+        return False
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             return self.flow.can_go_back(self)
@@ -156,6 +164,7 @@ class OnboardingFlow:
         self.branches = list(branches) if branches is not None else load_branches()
         self.on_finish = on_finish
         self._stack: list[OnboardingStep] = []
+        self._positions: list[int] = []
 
     # The sequence -------------------------------------------------------------------
     def branch(self, branch_id: str | None = None) -> Branch | None:
@@ -187,9 +196,12 @@ class OnboardingFlow:
         self.advance()
 
     def advance(self) -> None:
-        """Go to the next step, or finish after the last one."""
-        position = len(self._stack)
-        if position < len(self.sequence()):
+        """Go to the next step that has something to ask, or finish after the last one."""
+        sequence = self.sequence()
+        position = self._positions[-1] + 1 if self._positions else 0
+        while position < len(sequence) and _skips(sequence[position], self.state):
+            position += 1
+        if position < len(sequence):
             self._push(position)
         else:
             self.finish()
@@ -201,6 +213,7 @@ class OnboardingFlow:
         if not self.can_go_back(step):
             return
         self._stack.pop()
+        self._positions.pop()
         self.app.pop_screen()
 
     def finish(self) -> None:
@@ -212,9 +225,16 @@ class OnboardingFlow:
         for _ in self._stack:
             self.app.pop_screen()
         self._stack.clear()
+        self._positions.clear()
         self.on_finish(settings)
 
     def _push(self, position: int) -> None:
         step = self.sequence()[position](self)
         self._stack.append(step)
+        self._positions.append(position)
         self.app.push_screen(step)
+
+
+def _skips(factory: StepFactory, state: OnboardingState) -> bool:
+    skip = getattr(factory, "skip", None)
+    return bool(skip(state)) if callable(skip) else False

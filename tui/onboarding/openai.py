@@ -102,7 +102,11 @@ class ApiKeyStep(OnboardingStep):
             where = KeyStore().set(key) if store else KEY_ENV
         except LLMError as error:
             self._set_busy(False)
-            self._show_error(error.description, error.reason, error.suggestion)
+            self._show_error(
+                error.description,
+                error.reason,
+                f"{error.suggestion}\nCorrect the key above and press Enter to try again.",
+            )
             return
         self.state.values[MODELS] = [model.id for model in models]
         self.state.values["openai.key_location"] = where

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 STOP_GRACE_S = 1.0
 """After Esc, how long the backend may take to stop on its own before the worker is cancelled."""
 
-PROMPT_PLACEHOLDER = "Message · Enter sends · Shift+Enter or Ctrl+J: new line"
+PROMPT_PLACEHOLDER = "Message · Enter: send · Ctrl+J: new line"
 
 
 class ChatScreen(Screen[None]):
@@ -86,12 +86,12 @@ class ChatScreen(Screen[None]):
     # Layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            yield ConversationList(id="sidebar")
+            yield ConversationList(id="sidebar", compact=True)
             with Vertical(id="chat"):
                 yield MessageLog(id="messages")
                 yield PromptInput(id="prompt", placeholder=PROMPT_PLACEHOLDER)
                 yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def log_view(self) -> MessageLog:
@@ -196,7 +196,7 @@ class ChatScreen(Screen[None]):
         self.conversation = conversation
         self.session = None
         self._new_session(context)
-        await self.log_view.show_entries(list(context))
+        await self.log_view.show_entries(list(context), speaker=f"Assistant · {conversation.model}")
         self.refresh_sidebar()
         self.sub_title = conversation.title
         return True

@@ -281,6 +281,8 @@ class MessageLog(VerticalScroll):
         super().__init__(id=id)
         self.hidden_entries: list[ContextEntry] = []
         """Older entries of a long conversation that are not drawn yet."""
+        self.speaker = "Assistant"
+        """How assistant messages of the shown conversation are labelled."""
 
     def on_mount(self) -> None:
         self.anchor()
@@ -299,17 +301,22 @@ class MessageLog(VerticalScroll):
         await self.mount_all(items)
 
     async def show_entries(
-        self, entries: list[ContextEntry], *, window: int = HISTORY_WINDOW
+        self,
+        entries: list[ContextEntry],
+        *,
+        speaker: str = "Assistant",
+        window: int = HISTORY_WINDOW,
     ) -> None:
         """Draw a stored conversation: its last ``window`` entries, the rest on demand."""
         await self.clear()
+        self.speaker = speaker
         visible = [e for e in entries if e.role is not Role.SYSTEM]
         cut = max(0, len(visible) - window)
         # Never start the window between a tool call and its result.
         while 0 < cut < len(visible) and visible[cut].role is Role.TOOL:
             cut -= 1
         self.hidden_entries = visible[:cut]
-        widgets = render_entries(visible[cut:])
+        widgets = render_entries(visible[cut:], self.speaker)
         if self.hidden_entries:
             widgets.insert(0, self._earlier_button())
         await self.mount_all(widgets)
@@ -333,7 +340,7 @@ class MessageLog(VerticalScroll):
         batch = self.hidden_entries[cut:]
         self.hidden_entries = self.hidden_entries[:cut]
         await self.query("#earlier").remove()
-        widgets = render_entries(batch)
+        widgets = render_entries(batch, self.speaker)
         if self.hidden_entries:
             widgets.insert(0, self._earlier_button())
         await self.mount_all(widgets, before=0) if self.children else await self.mount_all(widgets)
@@ -368,7 +375,7 @@ class MessageLog(VerticalScroll):
             self.post_message(self.LoadEarlier())
 
 
-def render_entries(entries: list[ContextEntry]) -> list[Widget]:
+def render_entries(entries: list[ContextEntry], speaker: str = "Assistant") -> list[Widget]:
     """The widgets that show stored entries (tool results join their calls)."""
     widgets: list[Widget] = []
     calls: dict[str, ToolCallItem] = {}
@@ -377,7 +384,7 @@ def render_entries(entries: list[ContextEntry]) -> list[Widget]:
             widgets.append(UserMessage(entry))
         elif entry.role is Role.ASSISTANT:
             if entry.content or not entry.tool_calls:
-                widgets.append(AssistantMessage(entry))
+                widgets.append(AssistantMessage(entry, speaker=speaker))
             for call in entry.tool_calls:
                 calls[call.id] = ToolCallItem(call, entry.id)
                 widgets.append(calls[call.id])

@@ -56,6 +56,10 @@ class ConversationList(OptionList):
             )
             for conversation in conversations
         )
+        if not conversations:
+            self.add_option(
+                Option(Content.styled("No saved conversations yet.", "dim italic"), disabled=True)
+            )
         if current is not None:
             with contextlib.suppress(OptionDoesNotExist):
                 self.highlighted = self.get_option_index(current)
