@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spezichat {__version__}")
     parser.add_argument("--onboarding", action="store_true", help="run the first-start setup again")
+    parser.add_argument(
+        "--tools",
+        metavar="FILE.py",
+        help="offer the @llm_function tools of a Python file to the model (the app asks "
+        "before each call)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
         importlib.import_module(f"tui.commands.{module}").add_parser(subparsers)
