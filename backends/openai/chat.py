@@ -206,29 +206,48 @@ class StreamAccumulator:
         return self.text_received or bool(self._calls)
 
     def feed(self, chunk: Mapping[str, Any]) -> list[PlatformEvent]:
-        events: list[PlatformEvent] = []
+        """The events to emit now for one decoded chunk (text deltas, usage)."""
+        out: list[PlatformEvent | str] = []
+        self.feed_into(chunk, out)
+        return [TextDelta(item) if isinstance(item, str) else item for item in out]
+
+    def feed_into(self, chunk: Mapping[str, Any], events: list[PlatformEvent | str]) -> None:
+        """Like :meth:`feed`, but append to ``events``, text as plain ``str``.
+
+        The hot path of streaming: it runs once per token, so text is not wrapped in an
+        event object here (the reader merges adjacent strings into one TextDelta), and
+        since JSON decodes to plain dicts, exact type checks come before Mapping checks.
+        """
         for choice in chunk.get("choices") or ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            if type(choice) is not dict and not isinstance(choice, Mapping):
                 continue
-            delta = choice.get("delta") or {}
-            for key in ("content", "refusal"):
-                text = delta.get(key)
-                if isinstance(text, str) and text:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if text and type(text) is str:
                     self.text_received = True
-                    events.append(TextDelta(text))
-            for position, fragment in enumerate(delta.get("tool_calls") or ()):
-                self._add_fragment(position, fragment)
-            if choice.get("finish_reason"):
-                self.finish_reason = str(choice["finish_reason"])
+                    events.append(text)
+                refusal = delta.get("refusal")
+                if refusal and type(refusal) is str:
+                    self.text_received = True
+                    events.append(refusal)
+                calls = delta.get("tool_calls")
+                if calls:
+                    for position, fragment in enumerate(calls):
+                        self._add_fragment(position, fragment)
+            finish = choice.get("finish_reason")
+            if finish:
+                self.finish_reason = str(finish)
         usage = chunk.get("usage")
-        if isinstance(usage, Mapping):
+        if usage and isinstance(usage, Mapping):
             self.usage = Usage(
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 total_tokens=int(usage.get("total_tokens") or 0),
             )
             events.append(self.usage)
-        return events
 
     def _add_fragment(self, position: int, fragment: Any) -> None:
         if not isinstance(fragment, Mapping):

@@ -16,7 +16,7 @@ import email.utils
 import json
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -24,7 +24,7 @@ import httpx
 
 from backends.context import Context
 from backends.errors import LLMError
-from backends.events import Notice, PlatformEvent
+from backends.events import Notice, PlatformEvent, TextDelta
 from backends.openai.chat import ChatCompletionsSchema, StreamAccumulator, build_request_body
 from backends.openai.errors import (
     APIErrorInfo,
@@ -421,57 +421,130 @@ class ChatCompletionsClient:
                 for event in _whole_reply(raw, accumulator, self.errors):
                     yield event
                 return
-            with self._mapped_transport_errors(accumulator):
-                async for event in self._events(response, accumulator, cancel):
-                    yield event
+            async for event in self._events(response, accumulator, cancel):
+                yield event
         finally:
             await response.aclose()
-
-    @contextlib.contextmanager
-    def _mapped_transport_errors(
-        self, accumulator: StreamAccumulator
-    ) -> Generator[None, None, None]:
-        try:
-            yield
-        except httpx.TransportError as exc:
-            raise self.errors.transport_error(exc, partial=accumulator.received_output) from exc
 
     async def _events(
         self, response: httpx.Response, accumulator: StreamAccumulator, cancel: asyncio.Event | None
     ) -> AsyncIterator[PlatformEvent]:
-        from httpx_sse import EventSource
+        """Yield the events of one SSE response, as they arrive.
 
-        source = EventSource(response).aiter_sse()
-        done = False
+        A reader task parses server-sent events (httpx-sse) into events as fast as the
+        network delivers them; this generator hands out everything that arrived since it
+        last ran, with adjacent text merged into one :class:`TextDelta`. A model that
+        streams slowly gets each piece yielded on arrival; a burst (a fast server, or a
+        consumer busy rendering) becomes one larger piece instead of hundreds of tiny ones,
+        which keeps the per-token cost of every layer above this one out of the hot path.
+        Cancelling ends the reader task wherever it waits.
+        """
+        reader = _SSEReader(self, response, accumulator)
+        task = asyncio.ensure_future(reader.run())
+        watcher: asyncio.Future[Any] | None = None
+        if cancel is not None:
+            watcher = asyncio.ensure_future(cancel.wait())
+            watcher.add_done_callback(lambda _: reader.ready.set())
         try:
             while True:
-                try:
-                    sse = await _until_cancelled(source.__anext__(), cancel)
-                except StopAsyncIteration:
-                    break
-                data = sse.data
-                if data.strip() == "[DONE]":
-                    done = True
-                    break
-                if not data.strip():
-                    continue
-                try:
-                    chunk = json.loads(data)
-                except ValueError as exc:
-                    raise self.errors.bad_chunk(data) from exc
-                if not isinstance(chunk, Mapping):
-                    raise self.errors.bad_chunk(data)
-                if "error" in chunk and not chunk.get("choices"):
-                    info = APIErrorInfo.parse(chunk)
-                    raise self.errors.stream_error(info, partial=accumulator.received_output)
-                for event in accumulator.feed(chunk):
+                await reader.ready.wait()
+                reader.ready.clear()
+                if cancel is not None and cancel.is_set():
+                    return
+                finished = reader.finished
+                for event in reader.take():
                     yield event
+                if finished:
+                    break
         finally:
-            await source.aclose()
-        if not done and accumulator.finish_reason is None:
-            raise self.errors.stream_cut(partial=accumulator.received_output)
+            if watcher is not None:
+                watcher.cancel()
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if reader.error is not None:
+            raise reader.error
         for event in accumulator.finish():
             yield event
+
+
+class _SSEReader:
+    """Reads one SSE response in its own task and buffers the resulting events."""
+
+    def __init__(
+        self,
+        client: ChatCompletionsClient,
+        response: httpx.Response,
+        accumulator: StreamAccumulator,
+    ) -> None:
+        self.client = client
+        self.response = response
+        self.accumulator = accumulator
+        self.ready = asyncio.Event()
+        self.finished = False
+        self.error: BaseException | None = None
+        self._pending: list[PlatformEvent | str] = []
+
+    def take(self) -> list[PlatformEvent]:
+        """The buffered events, adjacent text (plain strings) merged into one TextDelta."""
+        pending, self._pending = self._pending, []
+        merged: list[PlatformEvent] = []
+        texts: list[str] = []
+        for event in pending:
+            if isinstance(event, str):
+                texts.append(event)
+                continue
+            if texts:
+                merged.append(TextDelta("".join(texts)))
+                texts = []
+            merged.append(event)
+        if texts:
+            merged.append(TextDelta("".join(texts)))
+        return merged
+
+    async def run(self) -> None:
+        from httpx_sse import EventSource
+
+        errors = self.client.errors
+        accumulator = self.accumulator
+        source = EventSource(self.response).aiter_sse()
+        done = False
+        try:
+            try:
+                async for sse in source:
+                    data = sse.data
+                    if data[:1] in ("[", "", " ", "\n"):
+                        stripped = data.strip()
+                        if stripped == "[DONE]":
+                            done = True
+                            break
+                        if not stripped:
+                            continue
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        raise errors.bad_chunk(data) from exc
+                    if type(chunk) is not dict:
+                        raise errors.bad_chunk(data)
+                    if "error" in chunk and not chunk.get("choices"):
+                        info = APIErrorInfo.parse(chunk)
+                        raise errors.stream_error(info, partial=accumulator.received_output)
+                    accumulator.feed_into(chunk, self._pending)
+                    self.ready.set()
+            except httpx.TransportError as exc:
+                raise errors.transport_error(exc, partial=accumulator.received_output) from exc
+            finally:
+                await source.aclose()
+            if not done and accumulator.finish_reason is None:
+                raise errors.stream_cut(partial=accumulator.received_output)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.finished = True
+            self.ready.set()
 
 
 def _error_info(raw: bytes, status: int) -> APIErrorInfo:

@@ -306,16 +306,18 @@ async def test_cancel_while_the_server_never_answers(
 async def test_cancel_mid_stream_keeps_the_text_so_far(
     platform: OpenAIPlatform, openai_server: OpenAITestServer
 ) -> None:
+    # The server sends a few chunks, then stalls; the cancel comes while the client
+    # waits for more and must interrupt that wait.
     openai_server.script(Reply(text="one two three four five six", chunk_size=4, stall_after=3))
     session = new_session(platform)
     pieces: list[str] = []
     async for piece in session.generate():
         pieces.append(piece)
-        if len(pieces) == 2:
-            session.cancel()
-    assert pieces == ["one ", "two "]
+        asyncio.get_running_loop().call_later(0.2, session.cancel)
+    text = "".join(pieces)
+    assert text == "one two "  # the role chunk and two text chunks came before the stall
     entry = session.context[-1]
-    assert (entry.content, entry.complete, entry.finish_reason) == ("one two ", False, "stopped")
+    assert (entry.content, entry.complete, entry.finish_reason) == (text, False, "stopped")
     assert session.state is LLMState.READY
 
 
