@@ -45,6 +45,7 @@ SCOPES: dict[str, str] = {
     "prompt": "Prompt (the text box at the bottom)",
     "message": "A selected message",
     "sidebar": "Conversation list",
+    "settings": "Settings screen",
     "onboarding": "Onboarding",
     "dialog": "Dialogs",
 }
@@ -82,6 +83,7 @@ KEYS: tuple[Key, ...] = (
     Key("sidebar.rename", "r", "rename", "Rename"),
     Key("sidebar.delete", "d,delete", "delete", "Delete"),
     Key("sidebar.prompt", "escape", "prompt", "Back to prompt", show=False),
+    Key("settings.save", "ctrl+s", "save", "Save", priority=True),
     Key("onboarding.back", "escape", "back", "Back"),
     Key("dialog.yes", "y", "yes", "Yes"),
     Key("dialog.no", "n", "no", "No"),

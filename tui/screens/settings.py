@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
@@ -56,10 +56,7 @@ def _text(value: float | int | None) -> str:
 class SettingsScreen(ModalScreen[bool]):
     """Edits the settings of new replies; Ctrl+S saves, Esc cancels."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *keymap.bindings("dialog.close"),
-        Binding("ctrl+s", "save", "Save", id="settings.save", priority=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("dialog.close", "settings.save")
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(classes="dialog-screen")
