@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--version"]:
+        # The common case needs no parser (which imports every subcommand module).
+        print(f"spezichat {__version__}")
+        return EXIT_OK
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench._sse_server import MODEL, SSEServer  # noqa: E402
+from tests.bench._sse_server import MODEL, SSEServer
 
 # The baseline: what a minimal hand-written client does (httpx + httpx-sse + json).
 BARE = r"""
