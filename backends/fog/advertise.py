@@ -94,6 +94,8 @@ class FogAdvertiser:
         from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException
         from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
+        if self._info is not None:
+            return  # already registered
         if not self.addresses:
             raise FogDiscoveryError(
                 "There is no network address to advertise the fog node on.",

@@ -77,19 +77,28 @@ class FileToken:
 class CommandToken:
     """The standard output of a command, cached until a node refuses it."""
 
-    def __init__(self, command: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, command: str, *, timeout: float = 30.0, min_age: float = 2.0) -> None:
         self.command = command
         self.timeout = timeout
+        self.min_age = min_age
+        """A token fetched by a refresh less than this many seconds ago is not fetched
+        again: several requests refused at once (or one refusal asked about twice) then
+        run the command once."""
         self.source = f"the token command `{command}`"
         self._cached: str | None = None
+        self._refreshed: float | None = None
         self._lock = asyncio.Lock()
         self.runs = 0
         """How many times the command ran (shown by diagnostics)."""
 
     async def __call__(self, *, refresh: bool = False) -> str | None:
         async with self._lock:
-            if refresh or self._cached is None:
+            now = asyncio.get_running_loop().time()
+            just_refreshed = self._refreshed is not None and now - self._refreshed < self.min_age
+            if self._cached is None or (refresh and not just_refreshed):
                 self._cached = await self._run()
+                if refresh:
+                    self._refreshed = now
             return self._cached
 
     async def _run(self) -> str:
@@ -100,6 +109,7 @@ class CommandToken:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: a timeout ends all of it
             )
         except (OSError, ValueError) as exc:
             raise FogTokenError(
@@ -109,7 +119,7 @@ class CommandToken:
         try:
             out, err = await asyncio.wait_for(process.communicate(), self.timeout)
         except asyncio.TimeoutError as exc:
-            process.kill()
+            _kill_group(process.pid)
             await process.wait()
             raise FogTokenError(
                 reason=f"The token command `{self.command}` did not finish within "
@@ -130,3 +140,17 @@ class CommandToken:
                 suggestion="The command must print the bearer token on standard output.",
             )
         return token
+
+
+def _kill_group(pid: int) -> None:
+    """Kill the shell that runs a token command and everything it started."""
+    import signal
+
+    killpg = getattr(os, "killpg", None)
+    try:
+        if killpg is not None:
+            killpg(pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass

@@ -111,8 +111,13 @@ class FogPlatform(Platform[FogSchema]):
         answered its health check."""
         browser = await self.browser()
         if wait:
+            # Without mDNS nothing new can appear: stop once every manual node was checked.
+            settled = not self.config.use_mdns
             await browser.wait_for(
-                lambda nodes: any(n.status == "ok" for n in nodes), self.config.discovery_timeout
+                lambda nodes: (
+                    any(n.status == "ok" for n in nodes) or (settled and not browser.pending)
+                ),
+                self.config.discovery_timeout,
             )
         return browser.nodes
 
@@ -153,13 +158,15 @@ class FogPlatform(Platform[FogSchema]):
             return []
         usable = [n for n in browser.nodes if n.key not in exclude and n.status != "refused"]
         groups: list[list[FogNode]] = [[], [], [], []]
+        # "ordered" keeps the configured order even while a check is still running.
+        hopeful = ("ok", "checking") if self.config.strategy == "ordered" else ("ok",)
         for node in usable:
             if node.status == "ok" and model and node.serves(model) is False:
                 groups[3].append(node)  # answers, but lists other models: last resort
             elif node.status == "ok" and (not model or node.serves(model)):
                 groups[0].append(node)
-            elif node.status == "ok":
-                groups[1].append(node)
+            elif node.status in hopeful:
+                groups[0 if self.config.strategy == "ordered" else 1].append(node)
             else:
                 groups[2].append(node)  # failing or unchecked: maybe back by now
         ordered: list[FogNode] = []
