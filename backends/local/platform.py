@@ -23,6 +23,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,9 @@ class LoadedModel:
         self.chat_template = chat_template
         self.lock = threading.Lock()
         self.closed = False
+        # Every generation runs on this one thread: llama.cpp's OpenMP thread team is
+        # per calling thread, so a long-lived thread keeps it warm between replies.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spezichat-llama")
 
     @property
     def name(self) -> str:
@@ -206,6 +210,7 @@ class LoadedModel:
             if not self.closed:
                 self.closed = True
                 self.llama.close()
+        self.executor.shutdown(wait=False)
 
 
 class LocalPlatform(Platform[LocalSchema]):

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -113,27 +114,21 @@ class LocalSession(Session[LocalSchema]):
         if self.cancelled:
             stop.set()
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        ended: asyncio.Future[None] = loop.create_future()
-
-        def put(kind: str, value: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-
-        def run() -> None:
-            try:
-                self._run(model, context.to_messages(), tools, stop, put)
-            finally:
-                with contextlib.suppress(RuntimeError):  # the event loop is gone
-                    loop.call_soon_threadsafe(_resolve, ended)
-
-        threading.Thread(target=run, name="spezichat-llama", daemon=True).start()
+        handoff = _Handoff(loop)
+        messages = context.to_messages()
+        try:
+            ended = loop.run_in_executor(
+                model.executor, self._run, model, messages, tools, stop, handoff.put
+            )
+        except RuntimeError as exc:  # the model was unloaded a moment ago
+            raise ModelNotReadyError(reason="The model was unloaded before the reply.") from exc
         scanner = ToolCallScanner() if tools and not model.parses_tool_calls else None
         native: dict[int, dict[str, str]] = {}
         usage: tuple[int, int] | None = None
         finished = False
         try:
             while True:
-                kind, value = await queue.get()
+                kind, value = await handoff.get()
                 if kind == "text":
                     text = scanner.feed(value) if scanner is not None else value
                     if text:
@@ -236,9 +231,38 @@ class LocalSession(Session[LocalSchema]):
             put("error", exc)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+class _Handoff:
+    """Carries items from the llama.cpp thread to the event loop.
+
+    The thread appends to a deque and wakes the loop only when no wake-up is pending, so
+    a busy loop picks up several tokens per wake-up instead of one callback per token.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: deque[tuple[str, Any]] = deque()
+        self._wake_pending = False
+        self._ready = asyncio.Event()
+
+    def put(self, kind: str, value: Any) -> None:
+        """Called from the worker thread."""
+        self._items.append((kind, value))
+        if not self._wake_pending:
+            self._wake_pending = True
+            with contextlib.suppress(RuntimeError):  # the event loop is gone
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        self._ready.set()
+
+    async def get(self) -> tuple[str, Any]:
+        while not self._items:
+            self._ready.clear()
+            if self._items:
+                break
+            await self._ready.wait()
+        return self._items.popleft()
 
 
 def _merge_tool_deltas(calls: dict[int, dict[str, str]], deltas: list[dict[str, Any]]) -> None:
