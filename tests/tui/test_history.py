@@ -135,6 +135,13 @@ async def test_long_history_draws_a_window_and_loads_earlier_on_demand(
         await pilot.pause()
         assert len(log.items()) == 2 * HISTORY_WINDOW
         assert log.items()[0].copy_text() == f"q{200 - HISTORY_WINDOW}"
+        # Up from the oldest drawn message draws the next older ones and moves on.
+        log.items()[0].focus()
+        await pilot.press("up")
+        await pilot.pause()
+        assert len(log.items()) == 3 * HISTORY_WINDOW
+        assert app.focused is log.items()[HISTORY_WINDOW - 1]
+        assert log.items()[HISTORY_WINDOW - 1].copy_text() == f"a{200 - HISTORY_WINDOW - 1}"
 
 
 async def test_export_writes_markdown_and_json_and_shows_the_paths(
@@ -158,3 +165,25 @@ async def test_export_writes_markdown_and_json_and_shows_the_paths(
     conversation = store.list_conversations()[0]
     roles = [e.role for e in store.load_context(conversation.id)]
     assert roles == [Role.SYSTEM, Role.USER, Role.ASSISTANT]
+
+
+async def test_narrow_terminal_hides_the_list_until_asked(
+    mock_settings: Settings, make_app: Callable[..., SpeziChatApp]
+) -> None:
+    app = make_app(mock_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        sidebar = chat(pilot).sidebar
+        assert sidebar.display
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        assert not sidebar.display
+        await send(pilot, "still works")
+        assert len(replies(pilot)) == 1
+        await pilot.press("ctrl+b")
+        assert sidebar.display
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause()
+        assert sidebar.display
+        await pilot.press("ctrl+b")
+        assert not sidebar.display
+    assert Settings.load().ui.show_sidebar is False

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from tui.app import SpeziChatApp
     from tui.store import Conversation, SearchHit
 
+NARROW = 60
+"""Below this many columns the conversation list hides itself (Ctrl+B still shows it)."""
+
 STOP_GRACE_S = 1.0
 """After Esc, how long the backend may take to stop on its own before the worker is cancelled."""
 
@@ -78,6 +81,8 @@ class ChatScreen(Screen[None]):
         self.generating = False
         self._worker: Worker[None] | None = None
         self._store_error_shown = False
+        self._sidebar_wanted = True
+        self._sidebar_forced = False
 
     @property
     def chat_app(self) -> SpeziChatApp:
@@ -110,7 +115,8 @@ class ChatScreen(Screen[None]):
         return self.query_one(ConversationList)
 
     async def on_mount(self) -> None:
-        self.sidebar.display = self.chat_app.settings.ui.show_sidebar
+        self._sidebar_wanted = self.chat_app.settings.ui.show_sidebar
+        self._layout_sidebar()
         self.apply_settings()
         latest = self._conversations()
         if latest:
@@ -454,14 +460,29 @@ class ChatScreen(Screen[None]):
         self._start_generation(last_user.id)
 
     # Other actions ------------------------------------------------------------------------
-    def action_toggle_sidebar(self) -> None:
-        sidebar = self.sidebar
-        sidebar.display = not sidebar.display
-        if not sidebar.display and sidebar.has_focus:
+    def _layout_sidebar(self) -> None:
+        """Show the list when wanted; below NARROW columns only when asked for there."""
+        narrow = self.size.width < NARROW
+        self.sidebar.display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
+        if not self.sidebar.display and self.sidebar.has_focus:
             self.prompt.focus()
 
+    def on_resize(self) -> None:
+        self._layout_sidebar()
+
+    def action_toggle_sidebar(self) -> None:
+        show = not self.sidebar.display
+        self._sidebar_wanted = show
+        self._sidebar_forced = show and self.size.width < NARROW
+        self._layout_sidebar()
+        settings = self.chat_app.settings
+        if settings.ui.show_sidebar != show:
+            settings.ui.show_sidebar = show
+            self.chat_app.save_settings()
+
     def action_focus_sidebar(self) -> None:
-        self.sidebar.display = True
+        if not self.sidebar.display:
+            self.action_toggle_sidebar()
         self.sidebar.focus()
 
     def action_focus_messages(self) -> None:
@@ -489,7 +510,10 @@ class ChatScreen(Screen[None]):
 
     @on(MessageLog.LoadEarlier)
     async def _load_earlier(self) -> None:
+        focused = self.app.focused
         await self.log_view.show_earlier()
+        if isinstance(focused, ChatItem):
+            focused.action_previous()  # Up at the top: on into the older messages
 
     def action_search(self) -> None:
         from tui.screens.search import SearchScreen

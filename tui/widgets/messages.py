@@ -27,7 +27,7 @@ from tui import keymap
 DISPLAY_LIMIT = 20_000
 """Characters of a user message shown on screen; the rest is kept and copied in full."""
 
-HISTORY_WINDOW = 60
+HISTORY_WINDOW = 16
 """How many entries of a stored conversation are drawn at first; older ones on demand."""
 
 
@@ -92,6 +92,8 @@ class ChatItem(Widget, can_focus=True):
         item = self._sibling(-1)
         if item is not None:
             item.focus()
+        elif isinstance(self.parent, MessageLog) and self.parent.hidden_entries:
+            self.post_message(MessageLog.LoadEarlier())
 
     def action_next(self) -> None:
         item = self._sibling(1)
@@ -178,7 +180,11 @@ class AssistantMessage(ChatItem):
         else:
             self.text = "".join(self._pieces)
         self._pieces = []
-        await self.markdown.update(self.text)
+        if self.markdown.source != self.text:
+            # The final text differs from what streamed (or nothing streamed): draw it.
+            # When they are equal the streamed document already is that final render,
+            # and redrawing every block of a long reply would stall the app.
+            await self.markdown.update(self.text)
         if entry is not None and not entry.complete:
             self.mark(entry.finish_reason)
 
