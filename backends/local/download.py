@@ -153,14 +153,16 @@ class Downloader:
         """Ask the hub for the file's download URL, size and SHA-256."""
         if offline_mode():
             raise OfflineError(reason=f"HF_HUB_OFFLINE is set; {hub.spec} cannot be fetched.")
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub import errors, get_hf_file_metadata, hf_hub_url
         from huggingface_hub.errors import (
             GatedRepoError,
             HfHubHTTPError,
-            RemoteEntryNotFoundError,
             RepositoryNotFoundError,
             RevisionNotFoundError,
         )
+
+        # huggingface_hub >= 1.0 calls the HTTP 404 for a file RemoteEntryNotFoundError.
+        missing_file = getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)
 
         url = hf_hub_url(hub.repo_id, hub.filename, revision=hub.revision, endpoint=self.endpoint)
         try:
@@ -181,7 +183,7 @@ class Downloader:
                 ),
                 suggestion=("Check the repository id; for a private repository set HF_TOKEN."),
             ) from exc
-        except RemoteEntryNotFoundError as exc:
+        except missing_file as exc:
             raise RemoteFileNotFoundError(
                 f"{hub.filename} was not found in {hub.repo_id}.",
                 reason=f"The repository has no file called '{hub.filename}'.",
