@@ -15,7 +15,7 @@ from textual.binding import BindingType
 from textual.screen import Screen
 
 from backends.context import Context
-from backends.errors import LLMError, PlatformNotFoundError
+from backends.errors import ConfigurationError, LLMError, PlatformNotFoundError
 from backends.functions import Tool
 from backends.runner import Runner
 from backends.session import Platform, Session
@@ -51,7 +51,12 @@ class SpeziChatApp(App[None]):
 
     # Start ------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        usable, problems = keymap.check_keymap(self.settings.ui.keybindings)
+        table = self.settings.ui.keybindings
+        usable, problems = (
+            keymap.check_keymap(table)
+            if isinstance(table, dict)
+            else ({}, ["[ui] keybindings must be a table of binding id = keys"])
+        )
         self.set_keymap(usable)
         if problems:
             self.notify(
@@ -141,15 +146,17 @@ class SpeziChatApp(App[None]):
 
     # Backends ---------------------------------------------------------------------------
     def chat_options(self) -> ChatOptions:
+        """What the next session asks for; values from a hand-edited config are checked."""
         general = self.settings.general
-        prompt = general.system_prompt.strip()
+        prompt = str(general.system_prompt or "").strip()
+        max_tokens = _setting_number(general.max_tokens, "max_tokens", 1, None)
         return ChatOptions(
-            backend=general.backend,
-            model=general.model,
+            backend=str(general.backend),
+            model=str(general.model),
             system_prompts=(prompt,) if prompt else (),
-            temperature=general.temperature,
-            top_p=general.top_p,
-            max_tokens=general.max_tokens,
+            temperature=_setting_number(general.temperature, "temperature", 0, 2),
+            top_p=_setting_number(general.top_p, "top_p", 0, 1),
+            max_tokens=None if max_tokens is None else int(max_tokens),
             tools=self.tools,
         )
 
@@ -229,3 +236,23 @@ class SpeziChatApp(App[None]):
             )
             for title, help_text, callback in commands:
                 yield SystemCommand(title, help_text, callback)
+
+
+def _setting_number(value: object, key: str, low: float, high: float | None) -> float | None:
+    """A number from ``[general]``, or a ConfigurationError that names the bad line."""
+    if value is None:
+        return None
+    limits = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"The setting {key} is not a number.",
+            reason=f"config.toml has [general] {key} = {value!r}.",
+            suggestion=f"Set a number {limits} in the settings (F2), or delete the line.",
+        )
+    if value < low or (high is not None and value > high):
+        raise ConfigurationError(
+            f"The setting {key} is out of range.",
+            reason=f"config.toml has [general] {key} = {value!r}.",
+            suggestion=f"Set a number {limits} in the settings (F2), or delete the line.",
+        )
+    return float(value)

@@ -18,7 +18,7 @@ from tui.screens.help import HelpScreen, bindings_table
 from tui.screens.models import ModelPicker, order_models
 from tui.screens.settings import SettingsScreen
 from tui.settings import Settings
-from tui.widgets.messages import AssistantMessage, UserMessage, code_blocks
+from tui.widgets.messages import AssistantMessage, ErrorItem, UserMessage, code_blocks
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -176,3 +176,41 @@ async def test_model_switch_lists_the_servers_models(
         assert replies(pilot)[-1].text == "From mini."
     assert openai_server.chat_requests[-1].body["model"] == "gpt-test-mini"
     assert Settings.load().general.model == "gpt-test-mini"
+
+
+async def test_a_bad_value_in_the_config_is_explained_and_fixable(
+    mock_settings: Settings, make_app: Callable[..., SpeziChatApp]
+) -> None:
+    mock_settings.general.temperature = "hot"  # type: ignore[assignment]  # as hand-edited
+    app = make_app(mock_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        error = next(item for item in items(pilot) if isinstance(item, ErrorItem))
+        assert "temperature" in error.error.description
+        assert "'hot'" in error.error.reason and "F2" in error.error.suggestion
+        await type_text(pilot, "kept")
+        await pilot.press("enter")  # no session: the text stays in the prompt
+        assert chat(pilot).prompt.text == "kept"
+        await pilot.press("f2")
+        app.screen.query_one("#temperature", Input).value = "0.5"
+        await pilot.press("ctrl+s")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: replies(pilot), "a reply")
+        assert [item.copy_text() for item in items(pilot) if isinstance(item, UserMessage)] == [
+            "kept"
+        ]
+
+
+async def test_switch_model_from_the_command_palette(
+    mock_settings: Settings, make_app: Callable[..., SpeziChatApp]
+) -> None:
+    app = make_app(mock_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "Switch model")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), "the model picker")
+        await type_text(pilot, "my-own-model")
+        await pilot.press("enter")
+        assert chat(pilot).status.model == "my-own-model"
