@@ -184,6 +184,8 @@ async def serve(
         ssl_keyfile=str(certs.server_key) if certs else None,
         log_level=log_level,
         lifespan="off",
+        # Ctrl+C means stop: idle keep-alive clients must not hold the node up for long.
+        timeout_graceful_shutdown=1,
     )
     server = _server_class()(config)
     sock = bind_socket(options.listen, options.port)

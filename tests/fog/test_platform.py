@@ -171,9 +171,11 @@ async def test_nodes_that_list_the_model_come_first(
             manual_config(without, with_model, ca=node_certs.ca_cert, strategy="ordered")
         )
         async with Runner([platform]) as runner:
+            await (await platform.browser()).settle(5)  # both lists of models are known
             session = runner.session(FogSchema(model=MODEL))
             session.context.append_user("hi")
             assert "".join([p async for p in session.generate()]) == "Echo: hi"
+        # First in the configured order, but it does not list the model: tried last.
         assert without.chat_requests == [] and len(with_model.chat_requests) == 1
 
 
