@@ -404,7 +404,8 @@ class Downloader:
                     digest = hashlib.sha256()
                 mode = "ab" if start else "wb"
                 with partial.open(mode) as out:
-                    for chunk in response.iter_bytes(CHUNK_SIZE):
+                    # Pieces as they arrive, so a cancel takes effect quickly on any link.
+                    for chunk in response.iter_bytes():
                         out.write(chunk)
                         digest.update(chunk)
                         fetched += len(chunk)

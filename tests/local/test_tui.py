@@ -99,8 +99,10 @@ async def test_onboarding_downloads_a_catalog_model_then_opens_the_chat(
 async def test_onboarding_download_cancel_and_resume(
     make_app: Callable[[Settings], SpeziChatApp], qwen: tuple[HubFile, bytes], hub: HubServer
 ) -> None:
-    hub_file, data = qwen
-    hub.chunk_delay = 0.01
+    hub_file, _ = qwen
+    data = payload(8 * MB, seed=10)
+    hub.add_file(hub_file.repo_id, hub_file.filename, data)
+    hub.chunk_delay = 0.02  # about 3 MB/s: the Cancel click lands mid-transfer
     store = ModelStore()
     partial = store.partial_path(store.path_for(hub_file))
     app = make_app(Settings())
