@@ -1,65 +1,267 @@
-"""Onboarding branch "fog node": a server on your local network.
+"""Onboarding branch "fog node": an OpenAI-compatible server on the local network.
 
-This first version asks for the model to use and, optionally, the root CA certificate of
-the node; nodes are found over mDNS when the chat starts. The fog engineer replaces the
-steps with the live list of discovered nodes, CA and token entry and the node's model
-list (see :mod:`tui.onboarding` for the hook).
+Three steps: the node's root CA certificate and the bearer token; a live list of the
+nodes found over mDNS (name, address, TLS or not, models, latency, or why a node cannot
+be used); the model, chosen from what the selected node serves. A typed token is stored
+in the config directory (mode 0600); the CA path and the rest go to ``[fog]``.
 """
 
 from __future__ import annotations
 
-from textual import on
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.content import Content
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, OptionList, Static
+from textual.widgets.option_list import Option
 
-from tui.onboarding.flow import Branch, OnboardingStep, backend_missing
+from backends.errors import LLMError
+from tui.onboarding.flow import Branch, OnboardingState, OnboardingStep, backend_missing
+
+if TYPE_CHECKING:
+    from backends.fog.config import FogConfig
+    from backends.fog.discovery import FogNode
+
+TOKEN = "fog.token"
+"""State key: the token typed in the first step (stored when the flow picks a model)."""
+NODE = "fog.node"
+"""State key: the node chosen in the second step (a FogNode)."""
+
+_STATUS_CSS = """
+    #fog-access-status, #fog-nodes-status { height: auto; }
+    #fog-access-status.error { color: $error; }
+"""
 
 
-class FogNodeStep(OnboardingStep):
-    """The model to ask the node for, and the CA that signed its certificate."""
+def _config(state: OnboardingState) -> FogConfig:
+    """The fog configuration from the settings so far, with the typed token if any."""
+    import dataclasses
 
-    TITLE = "Fog node"
+    from backends.fog.auth import StaticToken
+    from tui.wiring import fog_config
+
+    config = fog_config(state.settings)
+    typed = state.values.get(TOKEN) or ""
+    return dataclasses.replace(config, token=StaticToken(typed)) if typed else config
+
+
+def store_token(token: str) -> Path:
+    """Write the bearer token to the config directory, readable only by this user."""
+    from tui.settings import config_dir
+    from tui.wiring import FOG_TOKEN_FILE
+
+    path = config_dir() / FOG_TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+class FogAccessStep(OnboardingStep):
+    """The CA certificate that signed the node's TLS certificate, and the bearer token."""
+
+    TITLE = "Fog node: certificate and token"
     INTRO = (
         "A fog node is an OpenAI-compatible server on your network (Ollama, llama.cpp "
-        "server, vLLM) that spezichat finds over mDNS and reaches over TLS signed by the "
-        "node's own root certificate authority."
+        "server, vLLM) that spezichat finds over mDNS. Its TLS certificate is signed by "
+        "the node's own root CA: give the path of that ca.crt (`spezichat fog init` "
+        "writes it to <dir>/ca/ca.crt on the node). The token is the node's API key."
     )
+    DEFAULT_CSS = _STATUS_CSS
 
     def compose_step(self) -> ComposeResult:
         fog = self.state.settings.fog
-        yield Label("Model on the node")
+        env_ca = os.environ.get("SPEZICHAT_FOG_CA_CERT", "")
+        yield Static("Root CA certificate (PEM file)")
+        yield Input(fog.ca_cert or env_ca, placeholder="~/fog/ca.crt", id="fog-ca")
+        yield Static("Bearer token (the node's API key)")
         yield Input(
-            self.state.settings.general.model if self.state.backend == "fog" else "",
-            placeholder="llama3.2",
-            id="fog-model",
+            self.state.values.get(TOKEN, ""),
+            placeholder="paste the token",
+            password=True,
+            id="fog-token",
         )
-        yield Label("Root CA certificate (PEM file; empty for plain HTTP on loopback)")
-        yield Input(fog.ca_cert, placeholder="~/fog/ca.crt", id="fog-ca")
-        yield Static("", id="fog-status")
-        yield Button("Continue", id="fog-continue", variant="primary")
+        hints = []
+        if os.environ.get("SPEZICHAT_FOG_TOKEN", "").strip():
+            hints.append("SPEZICHAT_FOG_TOKEN is set: leave the token empty to use it.")
+        if fog.token_command:
+            hints.append(f"Leave it empty to run the token command `{fog.token_command}`.")
+        hints.append("Without a CA only plain-HTTP nodes on this computer can be used.")
+        yield Static(" ".join(hints), classes="onboarding-hint")
+        yield Static("", id="fog-access-status")
+        yield Button("Search the network", id="fog-search", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one("#fog-model", Input).focus()
+        self.query_one("#fog-ca", Input).focus()
 
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#fog-continue")
+    @on(Input.Submitted, "#fog-ca")
+    def next_field(self) -> None:
+        self.query_one("#fog-token", Input).focus()
+
+    @on(Input.Submitted, "#fog-token")
+    @on(Button.Pressed, "#fog-search")
     def submit(self) -> None:
-        from pathlib import Path
+        from backends.fog.tls import ssl_context
 
-        model = self.query_one("#fog-model", Input).value.strip()
         ca = self.query_one("#fog-ca", Input).value.strip()
-        status = self.query_one("#fog-status", Static)
-        if not model:
-            status.update(Content("⚠ Type the name of a model the node serves."))
+        status = self.query_one("#fog-access-status", Static)
+        path = Path(ca).expanduser() if ca else None
+        try:
+            if path is not None:
+                ssl_context(path)  # exists and is a PEM certificate
+        except LLMError as error:
+            status.update(
+                Content.assemble(
+                    ("⚠ " + error.description, "bold"), f"\n{error.reason}\n→ {error.suggestion}"
+                )
+            )
+            status.add_class("error")
             return
-        if ca and not Path(ca).expanduser().is_file():
-            status.update(Content(f"⚠ {ca} is not a file. Give the path of the node's ca.crt."))
+        self.state.settings.fog.ca_cert = str(path) if path else ""
+        self.state.values[TOKEN] = self.query_one("#fog-token", Input).value.strip()
+        self.flow.advance()
+
+
+def node_prompt(node: FogNode) -> Content:
+    """One line per fact: name and where; then models and latency, or the problem."""
+    where = (node.url or (node.urls()[0] if node.addresses else "")).split("://", 1)[-1]
+    security = "TLS" if node.tls else "plain HTTP"
+    head = Content.assemble((node.name, "bold"), f"  {where}  ·  {security}")
+    if node.status == "checking":
+        return head + Content("\nchecking …")
+    if node.status == "ok":
+        models = ", ".join(node.models) or "no models listed"
+        latency = f"{node.latency_ms:.0f} ms" if node.latency_ms is not None else ""
+        return head + Content(f"\n{models}  ·  {latency}")
+    problem = node.error.description if node.error else "cannot be used"
+    fix = f"\n→ {node.error.suggestion}" if node.error else ""
+    return head + Content.assemble("\n", (f"⚠ {problem}", "bold"), fix)
+
+
+class FogNodesStep(OnboardingStep):
+    """The nodes found on the network, updated live while the step is shown."""
+
+    TITLE = "Fog node: choose a node"
+    INTRO = "Nodes appear as they answer. Choose one with the arrow keys and Enter."
+    DEFAULT_CSS = _STATUS_CSS
+
+    def compose_step(self) -> ComposeResult:
+        yield OptionList(id="fog-nodes")
+        yield Static("Searching the network …", id="fog-nodes-status")
+
+    def on_mount(self) -> None:
+        self._found: dict[str, FogNode] = {}
+        self.query_one("#fog-nodes", OptionList).focus()
+
+    @work(exclusive=True, group="fog-browse")
+    async def browse(self) -> None:
+        import asyncio
+
+        from backends.fog.discovery import FogBrowser
+
+        status = self.query_one("#fog-nodes-status", Static)
+        try:
+            config = _config(self.state)
+            async with FogBrowser(config) as browser:
+                browser.subscribe(lambda _event: self._show(browser.nodes))
+                self._show(browser.nodes)
+                found = await browser.wait_for(bool, config.discovery_timeout)
+                if not found:
+                    status.update(
+                        Content(
+                            "No fog node answered yet; still listening. Check that the node "
+                            "runs (`spezichat fog serve` or `fog advertise`) on this network, "
+                            "or add it to manual_nodes in the [fog] settings."
+                        )
+                    )
+                await asyncio.Event().wait()  # keep the list live until the step closes
+        except LLMError as error:
+            status.update(
+                Content.assemble(
+                    ("⚠ " + error.description, "bold"), f"\n{error.reason}\n→ {error.suggestion}"
+                )
+            )
+
+    def _show(self, nodes: list[FogNode]) -> None:
+        options = self.query_one("#fog-nodes", OptionList)
+        highlighted = options.highlighted
+        current = options.get_option_at_index(highlighted).id if highlighted is not None else None
+        self._found = {node.key: node for node in nodes}
+        options.clear_options()
+        options.add_options(
+            [Option(node_prompt(node), id=node.key, disabled=node.status != "ok") for node in nodes]
+        )
+        usable = [n for n in nodes if n.status == "ok"]
+        if current in self._found and self._found[current].status == "ok":
+            options.highlighted = options.get_option_index(current)
+        elif usable:
+            options.highlighted = options.get_option_index(usable[0].key)
+        if nodes:
+            self.query_one("#fog-nodes-status", Static).update(
+                Content(f"{len(usable)} of {len(nodes)} nodes ready · still listening")
+            )
+
+    @on(OptionList.OptionSelected, "#fog-nodes")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        node = self._found.get(event.option.id or "")
+        if node is None or node.status != "ok":
             return
-        settings = self.state.settings
-        settings.general.backend = "fog"
-        settings.general.model = model
-        settings.fog.ca_cert = str(Path(ca).expanduser()) if ca else ""
+        self.state.values[NODE] = node
+        self.workers.cancel_group(self, "fog-browse")
+        self.flow.advance()
+
+    def on_screen_resume(self) -> None:
+        # Shown (again, when coming back from the model step): listen to the network.
+        self.browse()
+
+
+class FogModelStep(OnboardingStep):
+    """The models the chosen node serves."""
+
+    TITLE = "Fog node: choose a model"
+    INTRO = "These are the models the node lists. You can switch later with F3."
+
+    def compose_step(self) -> ComposeResult:
+        node = self.state.values.get(NODE)
+        models: list[str] = list(node.models) if node is not None else []
+        if models:
+            yield OptionList(*(Option(m, id=m) for m in models), id="fog-models")
+        else:
+            yield Static("The node listed no models. Type the name of the model to use:")
+            yield Input(placeholder="llama3.2", id="fog-model")
+
+    def on_mount(self) -> None:
+        if self.query("#fog-models"):
+            options = self.query_one("#fog-models", OptionList)
+            current = self.state.settings.general.model
+            ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+            options.highlighted = ids.index(current) if current in ids else 0
+            options.focus()
+        else:
+            self.query_one("#fog-model", Input).focus()
+
+    @on(OptionList.OptionSelected, "#fog-models")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self._use(event.option.id)
+
+    @on(Input.Submitted, "#fog-model")
+    def typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self._use(event.value.strip())
+
+    def _use(self, model: str) -> None:
+        token = self.state.values.get(TOKEN) or ""
+        if token:
+            store_token(token)
+        general = self.state.settings.general
+        general.backend = "fog"
+        general.model = model
         self.flow.advance()
 
 
@@ -68,6 +270,6 @@ def branch() -> Branch:
         id="fog",
         title="Fog node on this network",
         summary="A server on your local network, found automatically; data stays on your LAN.",
-        steps=(FogNodeStep,),
+        steps=(FogAccessStep, FogNodesStep, FogModelStep),
         unavailable=lambda: backend_missing("fog", "zeroconf"),
     )
