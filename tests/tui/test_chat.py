@@ -212,3 +212,26 @@ async def test_retry_replaces_the_last_reply_on_screen_and_in_the_store(
         assert [r.text for r in replies(pilot)] == ["Second answer."]
     contents = [e.content for e in _stored(store) if e.role is Role.ASSISTANT]
     assert contents == ["Second answer."]
+
+
+async def test_quitting_while_a_reply_streams_keeps_what_arrived(
+    openai_settings: Settings,
+    make_app: Callable[..., SpeziChatApp],
+    openai_server: OpenAITestServer,
+    store: Store,
+) -> None:
+    openai_server.script(Reply(text=LONG, chunk_size=4, stall_after=20))
+    app = make_app(openai_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "Go on")
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: len(replies(pilot)) == 1 and replies(pilot)[0].copy_text(), "text"
+        )
+        await wait_until(pilot, lambda: len(replies(pilot)[0].copy_text()) >= 60, "some text")
+        shown = replies(pilot)[0].copy_text()
+        await pilot.press("ctrl+q")
+    last = _stored(store)[-1]
+    assert last.role is Role.ASSISTANT and last.content.startswith(shown)
+    assert LONG.startswith(last.content)
+    assert not last.complete and last.finish_reason == "stopped"

@@ -8,7 +8,6 @@ a second while it streams and again when it ends, is stopped or fails.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on, work
@@ -21,26 +20,11 @@ from textual.worker import Worker
 
 from backends.context import Context, ContextEntry, Role, ToolCall
 from backends.errors import LLMError
-from backends.events import (
-    Notice,
-    StateChanged,
-    TextDelta,
-    ToolCallRequested,
-    ToolCallResult,
-    Usage,
-)
 from backends.session import LLMState, Session
 from tui import keymap
 from tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TextDialog, ToolApprovalDialog
-from tui.widgets.messages import (
-    AssistantMessage,
-    ChatItem,
-    ErrorItem,
-    MessageLog,
-    NoticeItem,
-    ToolCallItem,
-    UserMessage,
-)
+from tui.screens.turn import Turn
+from tui.widgets.messages import ChatItem, ErrorItem, MessageLog, NoticeItem, UserMessage
 from tui.widgets.prompt import PromptInput
 from tui.widgets.sidebar import ConversationList
 from tui.widgets.status import StatusBar
@@ -315,26 +299,13 @@ class ChatScreen(Screen[None]):
         try:
             self.chat_app.store.save_entry(self.conversation.id, entry)
         except LLMError as error:
-            if not self._store_error_shown:
-                self._store_error_shown = True
-                self.call_after_refresh(self._show_error, error)
+            self._store_failed(error)
 
-    def _persist_turn(self, context: Context, user_id: str, saved: set[str]) -> None:
-        """Store every entry from the user's message on; drop replaced streaming entries."""
-        if self.conversation is None:
-            return
-        ids = [entry.id for entry in context]
-        start = ids.index(user_id) if user_id in ids else len(ids)
-        for entry in context.entries[start:]:
-            self._save(entry)
-            saved.add(entry.id)
-        stale = saved - set(ids)
-        if stale:
-            try:
-                self.chat_app.store.delete_entries(self.conversation.id, sorted(stale))
-            except LLMError as error:
-                self.call_after_refresh(self._show_error, error)
-        saved -= stale
+    def _store_failed(self, error: LLMError) -> None:
+        """Show a storage problem once per reply; the reply itself goes on."""
+        if not self._store_error_shown:
+            self._store_error_shown = True
+            self.call_after_refresh(self._show_error, error)
 
     def _start_generation(self, user_id: str) -> None:
         # Busy from now on, so a second Enter cannot start another reply meanwhile.
@@ -349,80 +320,33 @@ class ChatScreen(Screen[None]):
         if session is None:
             self.generating = False
             return
-        from tui.store import Autosaver
-
         self._store_error_shown = False
-        log = self.log_view
-        context = session.context
-        saver = Autosaver(self.chat_app.store, self.conversation.id) if self.conversation else None
-        saved: set[str] = set()
-        view: AssistantMessage | None = None
-        tools: dict[str, ToolCallItem] = {}
-        pieces = 0
-        first: float | None = None
-        usage: Usage | None = None
+        turn = Turn(
+            log=self.log_view,
+            status=self.status,
+            context=session.context,
+            store=self.chat_app.store,
+            conversation_id=self.conversation.id if self.conversation else None,
+            user_id=user_id,
+            speaker=f"Assistant · {self.chat_app.settings.general.model}",
+            on_store_error=self._store_failed,
+        )
         error: LLMError | None = None
         try:
             async for event in session.stream():
-                if isinstance(event, TextDelta):
-                    if view is None:
-                        view = AssistantMessage(speaker=self._speaker())
-                        await log.add(view)
-                    first = first or time.monotonic()
-                    pieces += 1
-                    await view.write(event.text)
-                    streaming = context.streaming_entry()
-                    if streaming is not None:
-                        view.entry_id = streaming.id
-                        if saver is not None and saver.update(streaming):
-                            saved.add(streaming.id)
-                elif isinstance(event, ToolCallRequested):
-                    if view is not None:
-                        await view.finish(_entry_with_call(context, event.call.id))
-                        view = None
-                    owner = _entry_with_call(context, event.call.id)
-                    tools[event.call.id] = ToolCallItem(event.call, owner.id if owner else None)
-                    await log.add(tools[event.call.id])
-                elif isinstance(event, ToolCallResult):
-                    if (tool_item := tools.get(event.call.id)) is not None:
-                        tool_item.set_result(
-                            event.content, is_error=event.is_error, approved=event.approved
-                        )
-                    self._persist_turn(context, user_id, saved)
-                elif isinstance(event, Usage):
-                    usage = event
-                elif isinstance(event, StateChanged):
-                    self.status.state = event.state.value
-                elif isinstance(event, Notice):
-                    await log.add(NoticeItem(event.text))
+                await turn.handle(event)
         except LLMError as exc:
             error = exc
         finally:
-            if view is not None:
-                await view.finish(_find(context, view.entry_id))
-            self._persist_turn(context, user_id, saved)
-            self._report_speed(first, pieces, usage)
+            await turn.close()
             self.generating = False
             self._worker = None
+            self.status.state = session.state.value
             self.refresh_bindings()
             self.refresh_sidebar()
         if error is not None:
             self.status.state = "error"
-            await log.add(ErrorItem(error))
-        else:
-            self.status.state = session.state.value
-
-    def _speaker(self) -> str:
-        return f"Assistant · {self.chat_app.settings.general.model}"
-
-    def _report_speed(self, first: float | None, pieces: int, usage: Usage | None) -> None:
-        if first is None:
-            return
-        elapsed = max(time.monotonic() - first, 1e-6)
-        tokens = usage.completion_tokens if usage is not None else pieces
-        self.status.estimated = usage is None
-        self.status.speed = tokens / elapsed if tokens > 1 else None
-        self.status.usage = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, pieces)
+            await self.log_view.add(ErrorItem(error))
 
     # Stop and retry -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -565,14 +489,3 @@ class ChatScreen(Screen[None]):
                 self.chat_app.set_model(model)
 
         self.app.push_screen(ModelPicker(self.chat_app.settings), chosen)
-
-
-def _find(context: Context, entry_id: str | None) -> ContextEntry | None:
-    return next((entry for entry in context if entry.id == entry_id), None)
-
-
-def _entry_with_call(context: Context, call_id: str) -> ContextEntry | None:
-    for entry in reversed(context.entries):
-        if any(call.id == call_id for call in entry.tool_calls):
-            return entry
-    return None

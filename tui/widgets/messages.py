@@ -180,6 +180,8 @@ class AssistantMessage(ChatItem):
         else:
             self.text = "".join(self._pieces)
         self._pieces = []
+        if not self.is_attached or not self.query(Markdown):
+            return  # the app is closing; the text is stored already
         if self.markdown.source != self.text:
             # The final text differs from what streamed (or nothing streamed): draw it.
             # When they are equal the streamed document already is that final render,
