@@ -133,6 +133,13 @@ class FogPlatform(Platform[FogSchema]):
             return
         raise self.no_node_error(nodes)
 
+    async def list_models(self) -> list[str]:
+        """The model ids the usable nodes list (waiting for discovery as a session does)."""
+        await self.ensure_node()
+        browser = await self.browser()
+        await browser.settle(self.config.health_timeout)
+        return sorted({m for n in browser.nodes if n.status == "ok" for m in n.models})
+
     def no_node_error(self, nodes: Sequence[FogNode]) -> LLMError:
         error = most_relevant([n.error for n in nodes if n.error is not None])
         if error is not None:

@@ -83,8 +83,7 @@ async def test_certificate_token_live_node_list_and_model(
             # The node appears while the step is shown, then passes its health check.
             await wait_until(
                 pilot,
-                lambda: options.option_count == 1
-                and not options.get_option_at_index(0).disabled,
+                lambda: options.option_count == 1 and not options.get_option_at_index(0).disabled,
                 "the node in the list, checked",
             )
             prompt = str(options.get_option_at_index(0).prompt)
@@ -128,8 +127,9 @@ async def test_a_node_with_the_wrong_certificate_is_listed_with_the_fix(
         async with FogAdvertiser(tls_server.port, name=service_name, interfaces=LOOPBACK):
             await wait_until(
                 pilot,
-                lambda: options.option_count == 1
-                and "⚠" in str(options.get_option_at_index(0).prompt),
+                lambda: (
+                    options.option_count == 1 and "⚠" in str(options.get_option_at_index(0).prompt)
+                ),
                 "the node with its problem",
             )
             option = options.get_option_at_index(0)

@@ -172,6 +172,7 @@ async def test_nodes_that_list_the_model_come_first(
         )
         async with Runner([platform]) as runner:
             await (await platform.browser()).settle(5)  # both lists of models are known
+            assert await platform.list_models() == sorted([MODEL, "other-model"])
             session = runner.session(FogSchema(model=MODEL))
             session.context.append_user("hi")
             assert "".join([p async for p in session.generate()]) == "Echo: hi"
