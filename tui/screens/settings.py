@@ -102,8 +102,8 @@ class SettingsScreen(ModalScreen[bool]):
                 )
             yield Static("", id="settings-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Save (Ctrl+S)", id="save", variant="primary")
-                yield Button("Cancel (Esc)", id="cancel")
+                yield Button("Save (Ctrl+S)", id="save", variant="primary", compact=True)
+                yield Button("Cancel (Esc)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#system-prompt", TextArea).focus()
