@@ -214,3 +214,16 @@ async def test_switch_model_from_the_command_palette(
         await type_text(pilot, "my-own-model")
         await pilot.press("enter")
         assert chat(pilot).status.model == "my-own-model"
+
+
+async def test_theme_changes_are_remembered(
+    mock_settings: Settings, make_app: Callable[..., SpeziChatApp]
+) -> None:
+    mock_settings.ui.theme = "nord"
+    app = make_app(mock_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "nord"
+        app.theme = "gruvbox"  # as the command palette's theme picker does
+        await pilot.pause()
+    assert Settings.load().ui.theme == "gruvbox"

@@ -110,6 +110,15 @@ class ApiKeyStep(OnboardingStep):
             return
         self.state.values[MODELS] = [model.id for model in models]
         self.state.values["openai.key_location"] = where
+        env_key = os.environ.get(KEY_ENV, "").strip()
+        if store and env_key and env_key != key:
+            self.notify(
+                f"{KEY_ENV} is set to another key and is used before the stored one. "
+                f"Unset {KEY_ENV} to use the key you just entered.",
+                severity="warning",
+                timeout=12,
+                markup=False,
+            )
         self._set_busy(False)
         status = self.query_one("#key-status", Static)
         status.remove_class("error")
