@@ -12,7 +12,7 @@ from backends.events import Notice
 from backends.fog.advertise import FogAdvertiser
 from backends.fog.certs import NodeCertificates
 from backends.fog.discovery import FogBrowser, FogNode, NodeEvent
-from backends.fog.errors import FogCertificateError, FogNodeNotFoundError
+from backends.fog.errors import FogCertificateError, FogDiscoveryError, FogNodeNotFoundError
 from backends.fog.platform import FogPlatform, FogSchema
 from tests.fog.conftest import LOOPBACK, MODEL, TOKEN, KillableNode, NodeProcess, mdns_config
 from tests.support.openai_server import OpenAITestServer, Reply
@@ -182,3 +182,13 @@ async def test_no_node_on_the_network(service_name: str) -> None:
     assert "127.0.0.1" in caught.value.reason
     assert "manual_nodes" in caught.value.suggestion
     assert session.context[-1].content == "anyone?"  # nothing typed is lost
+
+
+async def test_discovery_that_cannot_start() -> None:
+    # An interface address this machine does not have: mDNS fails locally, no packet sent.
+    browser = FogBrowser(mdns_config("unused", interfaces=("203.0.113.5",)))
+    with pytest.raises(FogDiscoveryError) as caught:
+        await browser.start()
+    assert "203.0.113.5" in caught.value.reason
+    assert "manual_nodes" in caught.value.suggestion
+    await browser.aclose()
