@@ -140,3 +140,30 @@ async def test_plain_http_node_on_loopback(monkeypatch: pytest.MonkeyPatch) -> N
         chat = server.chat_requests[0]
         assert chat.headers["host"] == f"127.0.0.1:{server.port}"
         assert OPENAI_KEY not in repr(chat.headers)
+
+
+def test_node_urls_ipv6_and_manual_nodes() -> None:
+    from backends.fog.discovery import FogNode, manual_node
+    from backends.fog.errors import FogConnectivityError
+
+    node = FogNode(
+        key="n", name="n", host="h", addresses=("192.0.2.4", "fd00::4"), port=8443, tls=True
+    )
+    assert node.urls() == ("https://192.0.2.4:8443", "https://[fd00::4]:8443")
+    assert not node.loopback
+    checked = FogNode(
+        key="n",
+        name="n",
+        host="h",
+        addresses=("192.0.2.4", "fd00::4"),
+        port=8443,
+        tls=True,
+        url="https://[fd00::4]:8443",
+    )
+    assert checked.urls()[0] == "https://[fd00::4]:8443"  # the one that answered first
+    assert manual_node("https://10.0.0.5").port == 443
+    assert manual_node("http://[::1]:11434/v1").loopback
+    assert manual_node("http://[::1]:11434/v1").urls() == ("http://[::1]:11434",)
+    with pytest.raises(FogConnectivityError) as caught:
+        manual_node("ftp://10.0.0.5")
+    assert "https://10.0.0.5:443" in caught.value.suggestion
