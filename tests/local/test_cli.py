@@ -38,6 +38,14 @@ def test_ask_streams_from_the_gemma_file(gemma_path: Path) -> None:
     assert done.stderr == ""  # llama.cpp's log does not leak onto the terminal
 
 
+def test_ask_before_onboarding_uses_the_offline_starter() -> None:
+    # A fresh config directory and no backend named: the bundled Gemma model answers.
+    done = spezichat("ask", "--max-tokens", "4", "The capital of France is")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    assert "Hello from the **spezichat** mock model" not in done.stdout
+
+
 def test_ask_uses_the_local_settings(gemma_path: Path) -> None:
     settings = Settings()
     settings.local.n_ctx = 65536  # more than the model was trained on

@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("prompt", nargs="*", help="the prompt ('-' reads standard input)")
     parser.add_argument(
-        "-b", "--backend", help="backend to use (default: the configured one, else mock)"
+        "-b", "--backend", help="backend to use (default: the configured one, else the offline starter model)"
     )
     parser.add_argument("-m", "--model", help="model to use (default: the configured one)")
     parser.add_argument(
@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         except LLMError as error:
             return fail(error)
 
-    backend = args.backend or settings.general.backend or "mock"
+    # Before onboarding, the offline starter model answers: real, with no account and no
+    # network (the mock model would only pretend).
+    backend = args.backend or settings.general.backend or "local"
     system = tuple(args.system) if args.system else (settings.general.system_prompt,)
     options = ChatOptions(
         backend=backend,
