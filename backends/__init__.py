@@ -19,8 +19,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from backends._lazy import lazy_exports
 
 # Public names and the submodule that defines each. They load on first access, so
 # `import backends` (and `spezichat --version`) stays cheap.
@@ -110,14 +111,4 @@ if TYPE_CHECKING:
     from backends.session import LLMState, Platform, Schema, Session
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'backends' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"backends.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -10,8 +10,9 @@ Importing this package loads nothing heavy; names resolve on first access.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from backends._lazy import lazy_exports
 
 _EXPORTS = {
     "FogAdvertiser": "advertise",
@@ -92,14 +93,4 @@ if TYPE_CHECKING:
     from backends.fog.platform import FogPlatform, FogSchema, FogSession
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'backends.fog' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"backends.fog.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -6,8 +6,9 @@ below load their modules on first access.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from backends._lazy import lazy_exports
 
 _EXPORTS = {
     "CatalogEntry": "catalog",
@@ -47,14 +48,4 @@ if TYPE_CHECKING:
     from backends.local.session import LocalSession
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'backends.local' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"backends.local.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -64,8 +64,9 @@ Layers, from the wire up (each usable on its own):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from backends._lazy import lazy_exports
 
 _EXPORTS = {
     "ChatCompletionsSchema": "chat",
@@ -183,14 +184,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'backends.openai' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"backends.openai.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
