@@ -90,15 +90,7 @@ def export_json(conversation: Conversation, context: Context) -> str:
     document = {
         "format": JSON_FORMAT_NAME,
         "version": JSON_FORMAT_VERSION,
-        "conversation": {
-            "id": conversation.id,
-            "title": conversation.title,
-            "backend": conversation.backend,
-            "model": conversation.model,
-            "created": conversation.created.isoformat(),
-            "updated": conversation.updated.isoformat(),
-            "message_count": conversation.message_count,
-        },
+        "conversation": conversation.to_dict(),
         "entries": context.to_list(),
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"

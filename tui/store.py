@@ -76,6 +76,18 @@ class Conversation:
     updated: datetime
     message_count: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready metadata (timestamps in ISO 8601), for exports and `history --json`."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "backend": self.backend,
+            "model": self.model,
+            "created": self.created.isoformat(),
+            "updated": self.updated.isoformat(),
+            "message_count": self.message_count,
+        }
+
 
 @dataclass(frozen=True)
 class SearchHit:

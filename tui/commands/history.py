@@ -104,24 +104,12 @@ def _local(moment: Any) -> str:
     return str(moment.astimezone().strftime("%Y-%m-%d %H:%M"))
 
 
-def _conversation_dict(conversation: Any) -> dict[str, Any]:
-    return {
-        "id": conversation.id,
-        "title": conversation.title,
-        "backend": conversation.backend,
-        "model": conversation.model,
-        "created": conversation.created.isoformat(),
-        "updated": conversation.updated.isoformat(),
-        "message_count": conversation.message_count,
-    }
-
-
 def _list(store: Any, args: argparse.Namespace) -> int:
     import json
 
     conversations = store.list_conversations(limit=args.limit)
     if args.json:
-        print(json.dumps([_conversation_dict(c) for c in conversations], indent=2))
+        print(json.dumps([c.to_dict() for c in conversations], indent=2))
         return 0
     if not conversations:
         print(f"No conversations yet (stored in {store.path}).", file=sys.stderr)
