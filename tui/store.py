@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from backends.context import Context, ContextEntry, Role, ToolCall
 from tui.export import export_json, export_markdown, export_to_file
