@@ -182,6 +182,16 @@ class ErrorMapper:
         """A stream event that is not a chat-completion chunk."""
         return StreamFormatError(reason=f"Unreadable stream data: {data[:200]!r}")
 
+    def no_events(self, size: int) -> LLMError:
+        """A response labelled as an event stream whose body held no server-sent event."""
+        return StreamFormatError(
+            reason=(
+                f"{service_cap(self.service)} answered with {size} bytes labelled "
+                "text/event-stream, but none of them formed a server-sent event "
+                "('data:' lines)."
+            )
+        )
+
 
 def service_cap(text: str) -> str:
     return text[:1].upper() + text[1:]
@@ -510,9 +520,11 @@ class _SSEReader:
         accumulator = self.accumulator
         source = EventSource(self.response).aiter_sse()
         done = False
+        got_event = False
         try:
             try:
                 async for sse in source:
+                    got_event = True
                     data = sse.data
                     if data[:1] in ("[", "", " ", "\n"):
                         stripped = data.strip()
@@ -530,13 +542,20 @@ class _SSEReader:
                     if "error" in chunk and not chunk.get("choices"):
                         info = APIErrorInfo.parse(chunk)
                         raise errors.stream_error(info, partial=accumulator.received_output)
-                    accumulator.feed_into(chunk, self._pending)
+                    try:
+                        accumulator.feed_into(chunk, self._pending)
+                    except (AttributeError, TypeError, ValueError) as exc:
+                        # JSON of the wrong shape (a string where an object belongs).
+                        raise errors.bad_chunk(data) from exc
                     self.ready.set()
             except httpx.TransportError as exc:
                 raise errors.transport_error(exc, partial=accumulator.received_output) from exc
             finally:
                 await source.aclose()
             if not done and accumulator.finish_reason is None:
+                received = self.response.num_bytes_downloaded
+                if not got_event and received:
+                    raise errors.no_events(received)
                 raise errors.stream_cut(partial=accumulator.received_output)
         except asyncio.CancelledError:
             raise
@@ -568,12 +587,16 @@ def _whole_reply(
         raise errors.bad_chunk(text) from exc
     if not isinstance(data, Mapping):
         raise errors.bad_chunk(text)
-    choices = []
-    for choice in data.get("choices") or ():
-        if isinstance(choice, Mapping):
-            message = choice.get("message") or {}
-            choices.append({**choice, "delta": message})
-    events = accumulator.feed({"choices": choices, "usage": data.get("usage")})
+    try:
+        choices = [
+            {**choice, "delta": choice.get("message") or {}}
+            for choice in data.get("choices") or ()
+            if isinstance(choice, Mapping)
+        ]
+        events = accumulator.feed({"choices": choices, "usage": data.get("usage")})
+    except (AttributeError, TypeError, ValueError) as exc:
+        # JSON of the wrong shape (a string where an object belongs).
+        raise errors.bad_chunk(text) from exc
     return [*events, *accumulator.finish()]
 
 
@@ -593,12 +616,26 @@ class ChatCompletionsSession(Session[S]):
         """The request body for ``context``; override to adapt it to a server."""
         return build_request_body(self.schema, context)
 
-    async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
+    def _new_cancel_event(self) -> asyncio.Event:
+        """A fresh event for the next request, already set when :meth:`cancel` was called."""
         self._cancel_event = asyncio.Event()
         if self.cancelled:
             self._cancel_event.set()
+        return self._cancel_event
+
+    async def _unless_cancelled(self, step: Awaitable[Any]) -> None:
+        """Await ``step`` (a request made while loading) unless :meth:`cancel` comes first.
+
+        A cancel abandons the request; the generation that follows then stops before
+        sending anything, quietly, as a cancel does at any other moment.
+        """
+        with contextlib.suppress(_Stopped):
+            await _until_cancelled(step, self._new_cancel_event())
+
+    async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
+        cancel = self._new_cancel_event()
         body = self.request_body(context)
-        async for event in self.chat_client().stream_chat(body, cancel=self._cancel_event):
+        async for event in self.chat_client().stream_chat(body, cancel=cancel):
             yield event
 
     def _on_cancel(self) -> None:

@@ -153,7 +153,8 @@ class OpenAISession(ChatCompletionsSession[OpenAISchema]):
 
     async def _setup(self) -> None:
         if self.schema.test_model_access:
-            await self.platform.check_model_access(self.schema.model, self.schema.api_key)
+            check = self.platform.check_model_access(self.schema.model, self.schema.api_key)
+            await self._unless_cancelled(check)
         else:
             self.platform.resolve_key(self.schema.api_key)  # fail early when none is set
 
