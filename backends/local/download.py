@@ -15,6 +15,7 @@ Downloads run synchronously; call :meth:`Downloader.download` from a worker thre
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -36,9 +37,9 @@ from backends.local.errors import (
     OfflineError,
     RemoteFileNotFoundError,
 )
+from backends.local.hashing import Hasher, hash_file
 from backends.local.models import HubFile, ModelStore
 
-CHUNK_SIZE = 1024 * 1024
 DISK_MARGIN = 64 * 1024 * 1024
 """Free space left on the disk after a download, on top of the file itself."""
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -229,9 +230,9 @@ class Downloader:
 
         self._cancel.clear()
         target = self.store.path_for(hub)
-        target.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(target.with_name(target.name + ".lock")))
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire(timeout=0)
         except Timeout as exc:
             raise DownloadError(
@@ -239,6 +240,8 @@ class Downloader:
                 reason="Another spezichat process is downloading the same file right now.",
                 suggestion="Wait for it to finish, or stop it and run this download again.",
             ) from exc
+        except OSError as exc:
+            raise self._disk_error(exc, hub, None) from exc
         try:
             return self._download_locked(hub, target, progress)
         finally:
@@ -253,6 +256,14 @@ class Downloader:
             sha = self.store.read_meta(target).get("sha256")
             return DownloadResult(target, size, sha, 0, size, already_present=True)
         remote = self.metadata(hub)
+        try:
+            return self._install(hub, target, remote, progress)
+        except OSError as exc:
+            raise self._disk_error(exc, hub, remote.size) from exc
+
+    def _install(
+        self, hub: HubFile, target: Path, remote: RemoteFile, progress: ProgressCallback | None
+    ) -> DownloadResult:
         if target.is_file():
             present = self._check_present(target, remote)
             if present is not None:
@@ -263,17 +274,13 @@ class Downloader:
         self._check_disk(target.parent, remote, start)
         state.write_text(json.dumps(self._fingerprint(remote)), encoding="utf-8")
 
-        digest = hashlib.sha256()
-        if start:
-            _hash_file(partial, digest, self._cancel)
-        fetched, digest = self._fetch(remote, partial, start, digest, progress)
+        fetched, sha = self._fetch(remote, partial, start, progress)
         size = partial.stat().st_size
         if remote.size is not None and size != remote.size:
             raise DownloadError(
                 "The download ended early.",
                 reason=f"The server sent {size} of {remote.size} bytes.",
             )
-        sha = digest.hexdigest()
         if remote.sha256 is not None and sha != remote.sha256:
             partial.unlink(missing_ok=True)
             state.unlink(missing_ok=True)
@@ -310,11 +317,61 @@ class Downloader:
             return None
         if remote.sha256 is not None and recorded != remote.sha256:
             digest = hashlib.sha256()
-            _hash_file(target, digest, self._cancel)
+            hash_file(target, digest, self._cancel)
             if digest.hexdigest() != remote.sha256:
                 return None
             recorded = remote.sha256
         return DownloadResult(target, size, recorded, 0, size, already_present=True)
+
+    def _disk_error(self, exc: OSError, hub: HubFile, size: int | None) -> DownloadError:
+        """What a failed read or write of the model's files means, and what to do."""
+        from backends.local.catalog import human_size
+
+        target = self.store.path_for(hub)
+        partial = self.store.partial_path(target)
+        where = Path(exc.filename or partial)
+        try:
+            kept = partial.stat().st_size if partial.is_file() else 0
+        except OSError:
+            kept = 0
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            more = f"at least {human_size(size - kept)}" if size is not None else "space"
+            there = "there" if where == partial else f"in {partial}"
+            return InsufficientDiskSpaceError(
+                "The disk filled up during the download.",
+                reason=(
+                    f"{exc.strerror} while writing {where}. The {human_size(kept)} that "
+                    f"arrived are kept {there}; no model file was created."
+                ),
+                suggestion=(
+                    f"Free {more} on that disk (delete models you no longer use, or other "
+                    "files), then run the download again; it resumes where it stopped."
+                ),
+            )
+        if exc.errno == errno.EFBIG:
+            # The file can never be completed there: its part only takes up space.
+            partial.unlink(missing_ok=True)
+            self.store.meta_path(partial).unlink(missing_ok=True)
+            return DownloadError(
+                "The model file is too large for this file system.",
+                reason=(
+                    f"{exc.strerror} while writing {where} at {human_size(kept)}: the file "
+                    "system (FAT32 holds at most 4 GiB per file) or a file size limit does "
+                    "not allow a file this large. The partial file was removed."
+                ),
+                suggestion=(
+                    "Set [local] models_dir to a folder on another file system (ext4, "
+                    "APFS, NTFS, exFAT), then download again."
+                ),
+            )
+        return DownloadError(
+            "The model file could not be written.",
+            reason=f"{exc.strerror or exc} ({where}).",
+            suggestion=(
+                f"Check that {target.parent} is writable and the disk is healthy, or set "
+                "[local] models_dir to another folder; then run the download again."
+            ),
+        )
 
     @staticmethod
     def _fingerprint(remote: RemoteFile) -> dict[str, Any]:
@@ -365,10 +422,9 @@ class Downloader:
         remote: RemoteFile,
         partial: Path,
         start: int,
-        digest: Any,
         progress: ProgressCallback | None,
-    ) -> tuple[int, Any]:
-        """Append the missing bytes to ``partial``; returns the count and the digest."""
+    ) -> tuple[int, str]:
+        """Append the missing bytes to ``partial``; returns the count and the file's SHA-256."""
         import httpx
 
         began = time.monotonic()
@@ -389,7 +445,7 @@ class Downloader:
 
         report(start, force=True)
         if total is not None and start >= total:
-            return 0, digest
+            return 0, Hasher(partial, start, self._cancel).finish()
         headers = self._headers(remote.url, start)
         timeout = httpx.Timeout(self.timeout, read=self.timeout)
         try:
@@ -401,23 +457,27 @@ class Downloader:
                 if response.status_code == 200 and start:
                     # The server ignored the range: start over.
                     start = 0
-                    digest = hashlib.sha256()
                 mode = "ab" if start else "wb"
                 with partial.open(mode) as out:
-                    # Pieces as they arrive, so a cancel takes effect quickly on any link.
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-                        digest.update(chunk)
-                        fetched += len(chunk)
-                        if self._cancel.is_set():
-                            out.flush()
-                            raise DownloadCancelledError(
-                                reason=(
-                                    f"Stopped after {start + fetched} bytes; they are kept "
-                                    f"in {partial}."
+                    hasher = Hasher(partial, start, self._cancel, sync_fd=out.fileno())
+                    try:
+                        # Pieces as they arrive, so a cancel takes effect quickly on any link.
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+                            hasher.feed(chunk)
+                            fetched += len(chunk)
+                            if self._cancel.is_set():
+                                out.flush()
+                                raise DownloadCancelledError(
+                                    reason=(
+                                        f"Stopped after {start + fetched} bytes; they are kept "
+                                        f"in {partial}."
+                                    )
                                 )
-                            )
-                        report(start + fetched)
+                            report(start + fetched)
+                        sha = hasher.finish()
+                    finally:
+                        hasher.stop()
                     _flush(out)
         except httpx.HTTPError as exc:
             raise DownloadError(
@@ -426,7 +486,7 @@ class Downloader:
                 suggestion="Run the download again; it resumes where it stopped.",
             ) from exc
         report(start + fetched, force=True)
-        return fetched, digest
+        return fetched, sha
 
     @staticmethod
     def _check_response(remote: RemoteFile, response: Any, start: int) -> None:
@@ -457,14 +517,6 @@ class Downloader:
 def _flush(out: IO[bytes]) -> None:
     out.flush()
     os.fsync(out.fileno())
-
-
-def _hash_file(path: Path, digest: Any, cancel: threading.Event) -> None:
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK_SIZE):
-            digest.update(block)
-            if cancel.is_set():
-                raise DownloadCancelledError()
 
 
 def _is_hex(text: str) -> bool:

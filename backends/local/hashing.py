@@ -1,0 +1,114 @@
+"""SHA-256 of a download while it is written, on a second thread.
+
+Hashing costs about as much CPU as receiving the bytes, so doing it in line would slow
+a fast download by a third; :class:`Hasher` overlaps it with the transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from backends.local.errors import DownloadCancelledError
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def hash_file(path: Path, digest: Any, cancel: threading.Event, size: int | None = None) -> None:
+    """Add the first ``size`` bytes of ``path`` (all of it by default) to ``digest``."""
+    left = size
+    with path.open("rb") as handle:
+        while left is None or left > 0:
+            block = handle.read(CHUNK_SIZE if left is None else min(CHUNK_SIZE, left))
+            if not block:
+                break
+            digest.update(block)
+            if left is not None:
+                left -= len(block)
+            if cancel.is_set():
+                raise DownloadCancelledError()
+
+
+datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+class Hasher:
+    """The SHA-256 of a download, computed on a second thread while the transfer goes on.
+
+    The thread first hashes the ``prefix`` bytes already in ``path`` (a resumed
+    download), then every chunk given to :meth:`feed`, in order, handed over in batches.
+    The queue between the threads is bounded, so a slow CPU slows the transfer instead of
+    filling memory. With ``sync_fd`` the thread also has the kernel write the file to
+    disk every ``SYNC_EVERY`` bytes, so the fsync before the rename has little left to
+    do. Setting ``cancel`` stops it early; an error it meets is raised by the next
+    :meth:`feed` or by :meth:`finish`.
+    """
+
+    BATCH = 1024 * 1024
+    """Chunks are handed over in batches of this many bytes (fewer thread switches)."""
+    QUEUE_BATCHES = 16
+    SYNC_EVERY = 32 * 1024 * 1024
+
+    def __init__(
+        self, path: Path, prefix: int, cancel: threading.Event, *, sync_fd: int | None = None
+    ) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(self.QUEUE_BATCHES)
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._cancel = cancel
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, args=(path, prefix, sync_fd), name="sha256", daemon=True
+        )
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= self.BATCH:
+            if self._error is not None:
+                raise self._error
+            self._queue.put(self._batch)
+            self._batch, self._batched = [], 0
+
+    def finish(self) -> str:
+        """Wait for the thread; the hex digest of everything (raises what it raised)."""
+        if self._batch and not self._closed:
+            self._queue.put(self._batch)
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def stop(self) -> None:
+        """End the thread (after what was fed); safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self, path: Path, prefix: int, sync_fd: int | None) -> None:
+        try:
+            if prefix:
+                hash_file(path, self._digest, self._cancel, prefix)
+            unsynced = 0
+            while (batch := self._queue.get()) is not None:
+                if self._cancel.is_set():
+                    continue
+                for chunk in batch:
+                    self._digest.update(chunk)
+                    unsynced += len(chunk)
+                if sync_fd is not None and unsynced >= self.SYNC_EVERY:
+                    datasync(sync_fd)
+                    unsynced = 0
+        except BaseException as exc:  # handed to the downloading thread
+            self._error = exc
+            while self._queue.get() is not None:  # never leave feed() blocked
+                pass
