@@ -1,1 +1,64 @@
-"""Fault tests (filled in below)."""
+"""Fault tests of issue 7: where each fault is covered (none may lose data or leave the
+app unusable). Tests in this folder are named with ``faults/``; the others already
+existed and are not repeated here.
+
+Server drops the connection mid-reply
+    openai/test_errors.py: test_connection_dropped_mid_stream_keeps_the_partial_reply
+    (between events; the next request carries the kept text),
+    test_drop_before_any_token_is_retried, test_stream_ending_without_done_is_incomplete;
+    faults/test_stream_faults.py: test_a_cut_in_the_middle_of_a_line_keeps_what_was_complete
+    (chunked and close-delimited bodies), test_a_cut_in_the_middle_of_a_tool_call_runs_nothing;
+    fog/test_platform.py: test_node_errors_before_output_fail_over_but_not_after,
+    fog/test_discovery.py: test_two_nodes_one_killed_the_next_request_goes_to_the_other.
+
+Bursts of 429 and 500 (bounded retries honouring Retry-After, no duplicated output)
+    openai/test_errors.py: test_rate_limit_is_retried_honouring_retry_after,
+    test_retry_after_in_seconds_is_read (a wait over the limit ends the request),
+    test_rate_limit_retries_are_bounded, test_server_errors_are_retried_before_any_token,
+    test_quota_exhausted_is_not_retried;
+    faults/test_stream_faults.py: test_a_burst_of_429_and_5xx_then_a_reply_yields_it_once
+    (429, 500, a drop, 503 with an HTTP-date Retry-After: one reply, once),
+    test_an_endless_5xx_burst_on_the_model_list_ends_with_a_clear_error,
+    test_ask_prints_a_retried_reply_once_and_a_lasting_burst_as_an_error (`spezichat ask`).
+
+A server that accepts and never answers (timeout, cancel)
+    openai/test_errors.py: test_a_server_that_never_answers_times_out,
+    test_a_stall_mid_reply_times_out_as_incomplete,
+    test_cancel_while_the_server_never_answers, test_cancel_mid_stream_keeps_the_text_so_far;
+    faults/test_stream_faults.py: test_the_configured_timeout_fires_with_a_clear_error and
+    test_cancel_works_while_the_server_never_answers (a listener that never accepts, during
+    the model-access check and during the chat request).
+
+Malformed SSE lines and invalid JSON chunks
+    faults/test_stream_faults.py: test_sse_lines_the_spec_ignores_do_not_disturb_the_reply,
+    test_invalid_json_keeps_the_partial_reply_and_names_the_data,
+    test_invalid_json_before_any_text_is_reported_not_retried,
+    test_json_of_the_wrong_shape_is_a_format_error_naming_it,
+    test_an_event_stream_holding_no_events_is_a_format_error,
+    test_invalid_utf8_is_replaced_not_fatal;
+    openai/test_errors.py: test_error_event_inside_the_stream.
+
+kill -9 of a running chat, then restart
+    store/test_processes.py: test_kill_9_while_streaming_keeps_the_question_and_the_saved_part,
+    test_concurrent_processes_write_without_corruption; the app itself: the TUI half of
+    issue 7 (tests/tui/). Downloads: local/test_download.py:
+    test_killed_process_resumes_after_restart.
+
+A corrupted database file
+    store/test_store.py: test_garbage_file_is_moved_aside_and_a_fresh_store_works,
+    test_damaged_pages_are_detected_and_moved_aside,
+    test_newer_schema_is_refused_and_left_alone,
+    test_unreadable_location_is_a_clear_error_not_a_recovery;
+    store/test_history_cli.py: test_damaged_database_is_reported_then_history_works;
+    in the app: the TUI half of issue 7 (tests/tui/).
+
+Disk full during a download
+    faults/test_disk_full.py: test_a_small_disk_filling_up_midway (a real tmpfs, ENOSPC),
+    test_a_file_larger_than_the_file_system_allows (RLIMIT_FSIZE, EFBIG, through
+    `spezichat download`), test_enospc_from_a_write_hook (every machine);
+    local/test_download.py: test_not_enough_disk_space (checked before starting),
+    test_checksum_mismatch_removes_the_file.
+
+A 1 MB paste into the prompt; the terminal resized to 40x12
+    The TUI half of issue 7 (tests/tui/).
+"""

@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import os
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +48,7 @@ from tests.support.openai_server import (
 __all__ = ["openai_server"]
 
 KEY = "sk-test-key"
+ROOT = Path(__file__).resolve().parents[2]
 FAST_RETRIES = RetryPolicy(max_attempts=5, base_delay=0.001, max_delay=0.01)
 
 
@@ -279,6 +284,35 @@ async def test_an_endless_5xx_burst_on_the_model_list_ends_with_a_clear_error(
     assert "HTTP 502" in caught.value.reason and caught.value.suggestion
     listed = [r for r in openai_server.requests if r.path.endswith("/models")]
     assert len(listed) == FAST_RETRIES.max_attempts
+
+
+def test_ask_prints_a_retried_reply_once_and_a_lasting_burst_as_an_error(
+    openai_server: OpenAITestServer,
+) -> None:
+    def ask() -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": KEY}
+        command = [sys.executable, "-m", "tui", "ask", "-b", "openai", "-m", "gpt-test", "hi"]
+        return subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    reply = "Exactly once, whatever happened before."
+    openai_server.script(
+        rate_limit_error(retry_after_ms="10"),
+        Reply.api_error(503, "busy", type="server_error", retry_after_ms="10"),
+        Reply(text=reply, chunk_size=5),
+    )
+    done = ask()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == reply
+    assert done.stderr.count("note: ") == 2 and "(attempt 3 of 3)" in done.stderr
+
+    openai_server.script(*[rate_limit_error(retry_after_ms="10")] * 10)
+    failed = ask()
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert "error: The OpenAI API is rate limiting this key." in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert len(openai_server.chat_requests) == 6  # 3 + 3 attempts, then it stopped
 
 
 # A server that accepts the connection and never answers --------------------------------------
