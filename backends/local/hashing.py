@@ -1,8 +1,8 @@
 """SHA-256 of a download while it is written, on a second thread.
 
 SHA-256 costs about half as much CPU as receiving and writing the bytes, so hashing in
-line slowed a loopback download to 0.71x of a bare httpx download; :class:`Hasher` runs
-it on another core, overlapped with the transfer (0.90x; tests/bench/bench_download.py).
+line with the transfer slows a fast download down; :class:`Hasher` runs it on another
+thread, overlapped with the transfer (tests/bench/bench_download.py measures it).
 """
 
 from __future__ import annotations
