@@ -57,7 +57,7 @@ async def test_streamed_reply_is_shown_as_markdown_and_stored(
         user, reply = items(pilot)
         assert isinstance(user, UserMessage) and user.text == "first line\nsecond line"
         assert isinstance(reply, AssistantMessage) and reply.text == text
-        assert reply.markdown.source == text  # the final update holds the whole reply
+        assert reply.body.source == text  # the final text is what is drawn
         assert screen.prompt.text == ""
         status = screen.status
         assert status.state == "ready" and status.usage is not None and status.usage[1] > 0
@@ -92,7 +92,7 @@ async def test_escape_stops_the_reply_keeps_it_marked_and_stored(
         assert [e.role for e in _stored(store)][:2] == [Role.SYSTEM, Role.USER]
         # Text appears on screen while it streams.
         await wait_until(
-            pilot, lambda: len(replies(pilot)[0].markdown.source) > 100, "some text on screen"
+            pilot, lambda: len(replies(pilot)[0].body.source) > 100, "some text on screen"
         )
         assert screen.generating
         # Sending while a reply streams is refused; the typed text stays.

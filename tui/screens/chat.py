@@ -288,10 +288,13 @@ class ChatScreen(Screen[None]):
             return
         entry = session.context.append_user(event.prompt.take_text())
         self._save(entry)
-        await self.log_view.add(UserMessage(entry))
+        # The message takes its place in the log now; the request need not wait for it
+        # to be drawn.
+        shown = self.log_view.mount(UserMessage(entry))
         self.log_view.anchor()
-        self.refresh_sidebar()
         self._start_generation(entry.id)
+        self.refresh_sidebar()
+        await shown
 
     def _save(self, entry: ContextEntry) -> None:
         if self.conversation is None:
@@ -332,19 +335,23 @@ class ChatScreen(Screen[None]):
             on_store_error=self._store_failed,
         )
         error: LLMError | None = None
-        try:
-            async for event in session.stream():
-                await turn.handle(event)
-        except LLMError as exc:
-            error = exc
-        finally:
-            await turn.close()
-            self.generating = False
-            self._worker = None
-            self.status.state = session.state.value
-            self.refresh_bindings()
-            self.refresh_sidebar()
-        if error is not None:
+        with self.chat_app.no_full_collections():
+            try:
+                async for event in session.stream():
+                    await turn.handle(event)
+            except LLMError as exc:
+                error = exc
+            finally:
+                await turn.close()
+                self.generating = False
+                self._worker = None
+                # When the app quits mid-reply, the screen's widgets may be gone by now.
+                shown = self.is_attached and bool(self.query(StatusBar))
+                if shown:
+                    self.status.state = session.state.value
+                    self.refresh_bindings()
+                    self.refresh_sidebar()
+        if error is not None and shown:
             self.status.state = "error"
             await self.log_view.add(ErrorItem(error))
 

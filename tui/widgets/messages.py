@@ -15,20 +15,24 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.geometry import Spacing
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, Markdown, Static
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Button, Static
 
 from backends.context import ContextEntry, Role, ToolCall
 from backends.errors import LLMError
 from tui import keymap
+from tui.widgets.reply import ReplyBody
 
 DISPLAY_LIMIT = 20_000
 """Characters of a user message shown on screen; the rest is kept and copied in full."""
 
 HISTORY_WINDOW = 16
 """How many entries of a stored conversation are drawn at first; older ones on demand."""
+
+RELEASE_AFTER_S = 0.5
+"""After scrolling, how soon parts of replies far from view give up their widgets."""
 
 
 def code_blocks(markdown: str) -> list[str]:
@@ -134,7 +138,11 @@ def _stop_label(finish_reason: str | None) -> str:
 
 
 class AssistantMessage(ChatItem):
-    """A reply, rendered as Markdown; streamed with :meth:`write` then :meth:`finish`."""
+    """A reply, rendered as Markdown; streamed with :meth:`write` then :meth:`finish`.
+
+    The Markdown is drawn in segments (:class:`tui.widgets.reply.ReplyBody`) so that a
+    long reply costs what the screen shows, not its length.
+    """
 
     def __init__(self, entry: ContextEntry | None = None, *, speaker: str = "Assistant") -> None:
         super().__init__(entry.id if entry else None, classes="assistant")
@@ -142,12 +150,12 @@ class AssistantMessage(ChatItem):
         self.text = entry.content if entry else ""
         self._complete = entry.complete if entry else False
         self._finish_reason = entry.finish_reason if entry else None
-        self._stream: MarkdownStream | None = None
         self._pieces: list[str] = []
+        self._body: ReplyBody | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.speaker, classes="speaker")
-        yield Markdown(self.text or None, classes="body")
+        yield self.body
         yield Static(classes="marker")
 
     def on_mount(self) -> None:
@@ -155,38 +163,32 @@ class AssistantMessage(ChatItem):
             self.mark(self._finish_reason)
 
     @property
-    def markdown(self) -> Markdown:
-        return self.query_one(Markdown)
+    def body(self) -> ReplyBody:
+        """The Markdown of the reply."""
+        if self._body is None:
+            self._body = ReplyBody(self.text, classes="body")
+        return self._body
 
     @property
     def streaming(self) -> bool:
-        return self._stream is not None
+        return bool(self._pieces)
 
     async def write(self, piece: str) -> None:
-        """Append one streamed piece (bounded cost: the stream batches pieces)."""
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self.markdown)
+        """Append one streamed piece (cheap: it is drawn with the next frame)."""
         self._pieces.append(piece)
-        await self._stream.write(piece)
+        self.body.write(piece)
 
     async def finish(self, entry: ContextEntry | None) -> None:
-        """End the stream and draw the final text once, with its marker if incomplete."""
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        """End the stream and draw the final text, with its marker if incomplete."""
         if entry is not None:
             self.entry_id = entry.id
             self.text = entry.content
         else:
             self.text = "".join(self._pieces)
         self._pieces = []
-        if not self.is_attached or not self.query(Markdown):
+        await self.body.finish(self.text)  # when the app is closing: only stops the stream
+        if not self.is_attached:
             return  # the app is closing; the text is stored already
-        if self.markdown.source != self.text:
-            # The final text differs from what streamed (or nothing streamed): draw it.
-            # When they are equal the streamed document already is that final render,
-            # and redrawing every block of a long reply would stall the app.
-            await self.markdown.update(self.text)
         if entry is not None and not entry.complete:
             self.mark(entry.finish_reason)
 
@@ -291,9 +293,25 @@ class MessageLog(VerticalScroll):
         """Older entries of a long conversation that are not drawn yet."""
         self.speaker = "Assistant"
         """How assistant messages of the shown conversation are labelled."""
+        self._release_due = False
 
     def on_mount(self) -> None:
         self.anchor()
+        self.watch(self, "scroll_y", self._scrolled, init=False)
+
+    def _scrolled(self) -> None:
+        if not self._release_due:
+            self._release_due = True
+            self.set_timer(RELEASE_AFTER_S, self._release_far)
+
+    async def _release_far(self) -> None:
+        """Let replies give up the Markdown of parts more than a screen away."""
+        self._release_due = False
+        height = self.size.height
+        area = self.region.grow(Spacing(height, 0, height, 0))
+        for item in self.items():
+            if isinstance(item, AssistantMessage):
+                await item.body.release_far(area)
 
     def items(self) -> list[ChatItem]:
         return [child for child in self.children if isinstance(child, ChatItem)]

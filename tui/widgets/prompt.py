@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from textual import events
 from textual.binding import BindingType
 from textual.message import Message
 from textual.widgets import TextArea
 
 from tui import keymap
+
+NO_WRAP_PASTE = 100_000
+"""Pasted text at least this long turns the prompt's line wrapping off until it is sent."""
 
 
 class PromptInput(TextArea):
@@ -38,6 +42,12 @@ class PromptInput(TextArea):
             placeholder=placeholder,
         )
 
+    def on_paste(self, event: events.Paste) -> None:
+        # Wrapping a line of a megabyte again after every key press takes most of a
+        # second: a prompt holding such a line scrolls sideways instead.
+        if len(event.text) >= NO_WRAP_PASTE:
+            self.soft_wrap = False
+
     def action_send(self) -> None:
         self.post_message(self.Submitted(self, self.text))
 
@@ -48,4 +58,5 @@ class PromptInput(TextArea):
         """Clear the box and return what it held."""
         text = self.text
         self.clear()
+        self.soft_wrap = True
         return text

@@ -1,0 +1,319 @@
+"""Rendering: a long reply streamed into the chat screen vs a bare loop consuming it.
+
+Run by hand: ``python tests/bench/bench_render.py [--tokens 10000] [--runs 5]``.
+
+The loopback server (``_sse_server``) sends a pre-rendered stream of a realistic
+Markdown reply (headings, paragraphs, lists, code blocks) as fast as it can. Runs are
+interleaved and medians reported:
+
+* bare: a minimal httpx + httpx-sse loop reading the same stream (the baseline);
+* client: spezichat's OpenAI session consuming it without a UI;
+* app: the real app (headless, 120x40): from Enter in the prompt until the whole reply
+  is stored, drawn with its final ``Markdown.update`` and the screen has settled.
+
+While the app streams, a probe task on its event loop sleeps 10 ms again and again and
+records how late it wakes up: the longest overshoot is the longest stall a user would
+feel (a key press waits that long). The same is done for twice the tokens, to show the
+cost grows linearly (ratio 2.0), not quadratically.
+
+Targets (issue 7): app <= 1.5x bare, longest stall < 50 ms, 2x tokens <= 2x time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench._sse_server import MODEL, SSEServer
+
+_PROSE = (
+    "the model streams tokens into the terminal while the user reads along and the "
+    "event loop keeps every key responsive so that stopping a reply always works a "
+    "conversation is stored in SQLite and search finds every message quickly fog "
+    "nodes serve models on the local network with their own certificate authority "
+    "and tokens"
+)
+WORDS = _PROSE.split()
+
+CODE = [
+    "def fetch(url: str, retries: int = 3) -> bytes:",
+    '    """Download ``url``, retrying on transient errors."""',
+    "    for attempt in range(retries):",
+    "        try:",
+    "            with urlopen(url, timeout=10) as response:",
+    "                return response.read()",
+    "        except OSError as exc:",
+    '            log.warning("attempt %d failed: %s", attempt, exc)',
+    "            time.sleep(2 ** attempt)",
+    '    raise RuntimeError(f"giving up on {url}")',
+]
+
+
+def realistic_reply(tokens: int, seed: int = 7) -> list[str]:
+    """Pieces of a Markdown reply, about one token each, ``tokens`` of them."""
+    rng = random.Random(seed)
+    blocks: list[str] = []
+    count = 0
+
+    def sentence() -> str:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(8, 18))]
+        if rng.random() < 0.3:
+            words[rng.randrange(len(words))] = f"`{rng.choice(WORDS)}()`"
+        if rng.random() < 0.3:
+            words[rng.randrange(len(words))] = f"**{rng.choice(WORDS)}**"
+        return " ".join(words).capitalize() + "."
+
+    section = 0
+    while count < tokens:
+        kind = rng.random()
+        if count == 0 or kind < 0.08:
+            section += 1
+            block = f"## Part {section}: {' '.join(rng.choice(WORDS) for _ in range(3))}"
+        elif kind < 0.5:
+            block = " ".join(sentence() for _ in range(rng.randint(2, 5)))
+        elif kind < 0.72:
+            marker = "-" if rng.random() < 0.6 else "1."
+            items = [f"{marker} {sentence()}" for _ in range(rng.randint(3, 6))]
+            block = "\n".join(items)
+        else:
+            start = rng.randrange(len(CODE) - 4)
+            lines = CODE[start : start + rng.randint(4, len(CODE) - start)]
+            block = "```python\n" + "\n".join(lines) + "\n```"
+        blocks.append(block)
+        count += len(tokenize(block)) + 1
+    pieces = tokenize("\n\n".join(blocks))
+    return pieces[:tokens]
+
+
+def tokenize(text: str) -> list[str]:
+    """Split like a tokenizer roughly does: words with their leading space, newlines."""
+    return re.findall(r"\n| *[^ \n]+| +", text)
+
+
+def render_body(pieces: list[str]) -> bytes:
+    """The chat-completions SSE stream of ``pieces`` (one chunk each), usage, ``[DONE]``."""
+    base: dict[str, Any] = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": MODEL,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return "data: " + json.dumps({**base, "choices": [choice]}) + "\n\n"
+
+    lines = [chunk({"role": "assistant", "content": ""})]
+    lines += [chunk({"content": piece}) for piece in pieces]
+    lines.append(chunk({}, "stop"))
+    usage = {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5}
+    lines.append("data: " + json.dumps({**base, "choices": [], "usage": usage}) + "\n\n")
+    lines.append("data: [DONE]\n\n")
+    return "".join(lines).encode()
+
+
+@dataclass
+class Probe:
+    """Measures how late a 10 ms sleep wakes up on the running loop."""
+
+    lags: list[float] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - start - 0.01)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@dataclass
+class AppRun:
+    seconds: float
+    max_stall: float
+    p99_stall: float
+    blocks: int
+
+
+@dataclass
+class Row:
+    tokens: int
+    size_kb: float
+    bare: list[float] = field(default_factory=list)
+    client: list[float] = field(default_factory=list)
+    app: list[AppRun] = field(default_factory=list)
+
+    @property
+    def app_median(self) -> float:
+        return statistics.median(run.seconds for run in self.app)
+
+
+PROMPT = "Write a long answer."
+
+
+async def bare_consume(http: Any, url: str) -> float:
+    """The baseline: a minimal httpx + httpx-sse loop (warm client) reading the stream."""
+    from httpx_sse import aconnect_sse
+
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+    pieces: list[str] = []
+    start = time.perf_counter()
+    async with aconnect_sse(http, "POST", url + "/chat/completions", json=body) as source:
+        async for event in source.aiter_sse():
+            if event.data == "[DONE]":
+                break
+            for choice in json.loads(event.data).get("choices") or ():
+                piece = choice["delta"].get("content")
+                if piece:
+                    pieces.append(piece)
+    return time.perf_counter() - start
+
+
+async def client_consume(app: Any) -> float:
+    """spezichat's session for the app's backend (warm platform), drained without a UI."""
+    session = app.make_session()
+    session.context.append_user(PROMPT)
+    start = time.perf_counter()
+    async for _ in session.stream():
+        pass
+    return time.perf_counter() - start
+
+
+async def app_reply(app: Any, text: str) -> AppRun:
+    """One reply in a new chat: from Enter until the screen shows all of it, drawn."""
+    from textual.widgets.markdown import MarkdownBlock
+
+    from tui.widgets.messages import AssistantMessage
+    from tui.widgets.reply import Segment
+
+    screen = app.screen
+    await screen.action_new_chat()
+    screen.prompt.text = PROMPT
+    await asyncio.sleep(0.2)  # let the app settle
+    log = screen.log_view
+    probe = Probe()
+    probe.start()
+    start = time.perf_counter()
+    screen.prompt.action_send()  # what Enter does (pilot.press would wait for idle)
+    while screen.generating or not log.query(AssistantMessage):
+        await asyncio.sleep(0.001)
+    while True:  # until a refresh of the screen shows only built segments
+        refreshed = asyncio.Event()
+        screen.call_after_refresh(refreshed.set)
+        await refreshed.wait()
+        parts = log.query(Segment)
+        if all(part.built or not part.region.overlaps(log.region) for part in parts):
+            break
+    seconds = time.perf_counter() - start
+    await probe.stop()
+    reply = log.query(AssistantMessage).last()
+    assert reply.text == text, "the reply differs from what was sent"
+    assert reply.body.source == text, "the Markdown drawn differs from what was sent"
+    for part in reply.query(Segment):
+        if part.markdown is not None:
+            assert part.markdown.source == part.text, "a drawn segment is not its text"
+    stored = app.store.load_context(screen.conversation.id)
+    assert stored.entries[-1].content == text and stored.entries[-1].complete
+    lags = sorted(probe.lags) or [0.0]
+    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    return AppRun(seconds, lags[-1], p99, len(reply.query(MarkdownBlock)))
+
+
+async def measure_in_app(tokens: int, runs: int, size: tuple[int, int], url: str) -> Row:
+    import httpx
+
+    from backends.runner import Runner
+    from tui.app import SpeziChatApp
+    from tui.settings import Settings
+    from tui.store import Store
+
+    pieces = realistic_reply(tokens)
+    text = "".join(pieces)
+    row = Row(tokens, len(text) / 1024)
+    settings = Settings()
+    settings.general.backend = "openai"
+    settings.general.model = MODEL
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "history.db") as store:
+        app = SpeziChatApp(settings=settings, store=store, runner=Runner())
+        async with app.run_test(size=size), httpx.AsyncClient(timeout=60) as http:
+            for index in range(runs + 1):
+                run = await app_reply(app, text)
+                # The user reads the reply: the app's postponed garbage collection runs now,
+                # not in the middle of the baseline measurements.
+                await asyncio.sleep(1.5)
+                bare = await bare_consume(http, url)
+                client = await client_consume(app)
+                if index:  # the first round warms connections, caches and the model check
+                    row.bare.append(bare)
+                    row.client.append(client)
+                    row.app.append(run)
+    return row
+
+
+def measure(tokens: int, runs: int, size: tuple[int, int]) -> Row:
+    pieces = realistic_reply(tokens)
+    server = SSEServer(0)
+    server.body = render_body(pieces)
+    with server:
+        os.environ.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-bench")
+        return asyncio.run(measure_in_app(tokens, runs, size, server.base_url))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tokens", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--width", type=int, default=120)
+    parser.add_argument("--height", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+            os.environ[name] = str(Path(home) / name.lower())
+        size = (args.width, args.height)
+        rows = [measure(n, args.runs, size) for n in (args.tokens, args.tokens * 2)]
+    print(f"render benchmark: {args.runs} runs each (medians), headless {size[0]}x{size[1]}")
+    print(
+        f"{'tokens':>7} {'KiB':>5} {'bare s':>7} {'client s':>8} {'app s':>7} "
+        f"{'app/bare':>8} {'max stall ms':>12} {'p99 ms':>6} {'blocks':>6}"
+    )
+    for row in rows:
+        bare = statistics.median(row.bare)
+        stall = max(run.max_stall for run in row.app) * 1000
+        p99 = statistics.median(run.p99_stall for run in row.app) * 1000
+        print(
+            f"{row.tokens:>7} {row.size_kb:>5.0f} {bare:>7.3f} "
+            f"{statistics.median(row.client):>8.3f} {row.app_median:>7.3f} "
+            f"{row.app_median / bare:>8.2f} {stall:>12.1f} {p99:>6.1f} {row.app[0].blocks:>6}"
+        )
+    first, second = rows
+    print(
+        f"2x tokens: app time x{second.app_median / first.app_median:.2f} "
+        f"(bare x{statistics.median(second.bare) / statistics.median(first.bare):.2f});"
+        " targets: app/bare <= 1.5, max stall < 50 ms, 2x tokens <= x2.0"
+    )
+
+
+if __name__ == "__main__":
+    main()

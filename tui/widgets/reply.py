@@ -1,0 +1,553 @@
+"""A reply drawn in segments, so that drawing it costs what the screen shows, not its length.
+
+Textual's Markdown widget builds one widget per block, and every layout of the screen
+visits all of them: a 10,000-token reply has hundreds of blocks and more than a thousand
+widgets. :class:`ReplyBody` therefore cuts its text at safe block boundaries (see
+:class:`Splitter`) into :class:`Segment` widgets of about :data:`SEGMENT_CHARS`
+characters:
+
+* while a reply streams, only the last segment (the tail) is a live Markdown widget, fed
+  through ``Markdown.get_stream`` at most :data:`FRAME_S` apart; finished segments are
+  frozen and never parsed again;
+* a segment away from the visible part of the conversation is a placeholder of the same
+  height without children: it builds its Markdown when it is drawn (scrolled into view)
+  and gives it up when it is more than a screen away (:meth:`ReplyBody.release_far`);
+* when the reply ends, the tail gets its final ``Markdown.update`` if what streamed into
+  it differs from its text, and the segments on screen are built before the next frame.
+
+Cutting never changes what is drawn: CSS makes the gap between two segments the one
+between two blocks of a single document (``tests/tui/test_render.py`` compares both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import ScrollableContainer
+from textual.content import Content
+from textual.geometry import Region
+from textual.widget import Widget
+from textual.widgets import Markdown
+from textual.widgets.markdown import MarkdownFence, MarkdownStream
+
+SEGMENT_CHARS = 800
+"""A segment ends at the first safe boundary after this many characters."""
+
+FRAME_S = 1 / 30
+"""Least time between two updates of a streaming reply (what arrived meanwhile is joined)."""
+
+DRAW_SHARE = 2.0
+"""After an update that took t seconds to draw, wait at least this times t for the next."""
+
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_CONTINUES = re.compile(r"\s|[-+*](\s|$)|\d{1,9}[.)](\s|$)")
+"""Lines that may continue what came before a blank line: indented text, list items."""
+_DECIDE = 12
+"""Characters of a line that settle whether it may continue the block before it."""
+
+
+class Splitter:
+    """Cuts Markdown, fed piece by piece, into segments at safe block boundaries.
+
+    A boundary is the start of a line that follows a blank line outside a code fence
+    and cannot continue the block before it (not indented, not a list item). Segments
+    joined give back exactly the text fed in.
+    """
+
+    def __init__(self, target: int = SEGMENT_CHARS) -> None:
+        self.target = target
+        self._lines: list[str] = []
+        """Complete lines of the current segment."""
+        self._size = 0
+        self._line = ""
+        """The line being received."""
+        self._checked = False
+        """Whether the line being received was checked for a boundary."""
+        self._fence: str | None = None
+        self._after_blank = False
+        self.total = 0
+        """Characters fed so far."""
+
+    def feed(self, text: str) -> list[str]:
+        """Take the next piece; return the segments it finished (usually none)."""
+        self.total += len(text)
+        finished: list[str] = []
+        start = 0
+        while start < len(text):
+            end = text.find("\n", start)
+            if end < 0:
+                self._line += text[start:]
+                self._check(finished)
+                break
+            self._line += text[start : end + 1]
+            self._check(finished)
+            self._end_line()
+            start = end + 1
+        return finished
+
+    @property
+    def tail(self) -> str:
+        """The unfinished segment, without a line that may still start the next one."""
+        return "".join(self._lines) + (self._line if self._checked else "")
+
+    def close(self) -> str:
+        """The rest of the text: the last segment."""
+        rest = "".join(self._lines) + self._line
+        self._lines, self._size, self._line, self._checked = [], 0, "", False
+        return rest
+
+    def _check(self, finished: list[str]) -> None:
+        line = self._line
+        if self._checked or not line:
+            return
+        if self._after_blank and self._fence is None and self._size >= self.target:
+            if len(line) < _DECIDE and not line.endswith("\n"):
+                return  # "1" may become "1. item": wait for more of the line
+            if not _CONTINUES.match(line):
+                finished.append("".join(self._lines))
+                self._lines, self._size = [], 0
+        self._checked = True
+
+    def _end_line(self) -> None:
+        line = self._line
+        stripped = line.rstrip("\n")
+        if self._fence is None:
+            match = _FENCE.match(stripped)
+            if match and not (match.group(1)[0] == "`" and "`" in stripped[match.end() :]):
+                self._fence = match.group(1)
+        elif re.fullmatch(
+            rf" {{0,3}}{re.escape(self._fence[0])}{{{len(self._fence)},}}[ \t]*", stripped
+        ):
+            self._fence = None
+        self._after_blank = self._fence is None and not stripped.strip()
+        self._lines.append(line)
+        self._size += len(line)
+        self._line = ""
+        self._checked = False
+
+
+def split_markdown(text: str, target: int = SEGMENT_CHARS) -> list[str]:
+    """``text`` cut into segments (one segment when it is short)."""
+    splitter = Splitter(target)
+    parts = splitter.feed(text)
+    rest = splitter.close()
+    return [*parts, rest] if rest or not parts else parts
+
+
+def estimate_rows(text: str, width: int) -> int:
+    """About how many rows Markdown ``text`` takes at ``width`` columns (before it is built)."""
+    width = max(width, 10)
+    rows = 1
+    fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if match and (fence is None or line.strip().startswith(fence)):
+            fence = None if fence is not None else match.group(1)[:3]
+            rows += 2
+        elif fence is not None or not line.strip():
+            rows += 1
+        else:
+            rows += -(-len(line) // (width - 4))
+    return rows
+
+
+class QuickFence(MarkdownFence):
+    """A code block whose language, when none is given, is not guessed.
+
+    Textual guesses with Pygments' ``guess_lexer``, which imports every lexer the first
+    time (about half a second) and tries them all each time: while a reply streams, a
+    fence whose language has not arrived yet would be guessed on every update.
+    """
+
+    @classmethod
+    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
+        return super().highlight(code, language or "text", ansi, dark)
+
+
+class ReplyMarkdown(Markdown):
+    """Textual's Markdown with :class:`QuickFence` for code blocks."""
+
+    BLOCKS: ClassVar = {**Markdown.BLOCKS, "fence": QuickFence, "code_block": QuickFence}
+
+
+class Segment(Widget):
+    """Part of a reply: its Markdown while near the screen, else an empty box as tall.
+
+    A placeholder may stand for several parts in a row (text that streamed past faster
+    than it could be drawn); when it comes into view it splits into one per part.
+    """
+
+    DEFAULT_CSS = "Segment { height: auto; }"
+
+    def __init__(
+        self, parts: Sequence[str], *, build: bool = False, joined: bool, width: int = 80
+    ) -> None:
+        super().__init__(classes="-joined" if joined else "")
+        self.parts = list(parts)
+        self.text = "".join(parts)
+        """The Markdown source (of the tail while streaming: what was drawn so far)."""
+        self.markdown: ReplyMarkdown | None = ReplyMarkdown(self.text) if build else None
+        self._width = width
+        self._rows = sum(estimate_rows(part, width) for part in self.parts)
+        self._pending = False
+        self._compensate: tuple[ScrollableContainer, int] | None = None
+        self._joined: Widget | None = None
+
+    def compose(self) -> ComposeResult:
+        if self.markdown is not None:
+            yield self.markdown
+
+    def on_mount(self) -> None:
+        if self.markdown is None:
+            self.styles.height = self._rows
+
+    @property
+    def built(self) -> bool:
+        return self.markdown is not None
+
+    @property
+    def grouped(self) -> bool:
+        """True for a placeholder that stands for several parts."""
+        return len(self.parts) > 1
+
+    def render(self) -> str:
+        # Only called for rows that are on screen: time to build the Markdown, if the
+        # segment is still on screen after this refresh (a reply that grows scrolls on).
+        if self.markdown is None and not self._pending:
+            self._pending = True
+            self.call_after_refresh(self._build_if_shown)
+        return ""
+
+    async def _build_if_shown(self) -> None:
+        self._pending = False
+        scroller = self._scroller()
+        if scroller is None:
+            await self.build()
+        elif self.region.overlaps(scroller.region):
+            if self.grouped:
+                # Split off the part at the top of the visible rows (those below it, if
+                # any are on screen, are split off with the next frame).
+                await self.split(self._part_at(scroller.region.y - self.region.y))
+            else:
+                await self.build()
+
+    def _scroller(self) -> ScrollableContainer | None:
+        return next((n for n in self.ancestors if isinstance(n, ScrollableContainer)), None)
+
+    async def build(self) -> None:
+        """Draw the Markdown of this segment (it is on screen or about to be)."""
+        if self.markdown is not None or not self.is_attached or self.parent is None:
+            return
+        if self.grouped:
+            await self.split()
+            return
+        scroller = self._scroller()
+        # Above the visible rows, a change of height would move what the user reads.
+        if (
+            scroller is not None
+            and scroller.scroll_y < scroller.max_scroll_y
+            and self.region.bottom <= scroller.scrollable_content_region.y
+        ):
+            self._compensate = (scroller, self.size.height)
+        self.markdown = ReplyMarkdown(self.text)
+        await self.mount(self.markdown)
+        self.styles.height = "auto"
+
+    async def split(self, at: int | None = None) -> None:
+        """Stand aside for part ``at`` (default: the last) alone and groups around it.
+
+        Together they are as tall as this placeholder, so nothing on screen moves.
+        """
+        parent = self.parent
+        if not self.grouped or not isinstance(parent, Widget):
+            return
+        at = len(self.parts) - 1 if at is None else max(0, min(at, len(self.parts) - 1))
+        groups = [self.parts[:at], self.parts[at : at + 1], self.parts[at + 1 :]]
+        joined = self.has_class("-joined")
+        replacements = [
+            Segment(group, joined=joined or index > 0, width=self._width)
+            for index, group in enumerate(group for group in groups if group)
+        ]
+        self.parts = []
+        await parent.mount_all(replacements, before=self)
+        await self.remove()
+
+    def _part_at(self, row: int) -> int:
+        """The index of the part drawn ``row`` rows below the top of this placeholder."""
+        for index, part in enumerate(self.parts):
+            row -= estimate_rows(part, self._width)
+            if row < 0:
+                return index
+        return len(self.parts) - 1
+
+    async def release(self, rows: int | None = None) -> None:
+        """Give up the Markdown; keep the height (measured, or ``rows`` if given)."""
+        if self.markdown is None:
+            return
+        height = rows if rows is not None else self.size.height
+        markdown, self.markdown = self.markdown, None
+        self.styles.height = max(height, 1)
+        if markdown.is_attached:
+            await markdown.remove()
+
+    def join(self) -> None:
+        """Space this segment from the one before as blocks of one document are spaced.
+
+        In one document the margins of adjacent blocks collapse to the larger one; every
+        block ends with a bottom margin of 1, so a block of a following segment starts
+        one row less further down. (An inline style: a ``:first-child`` rule would make
+        Textual restyle every block of a segment whenever a block is added.)
+        """
+        if self.markdown is None or not self.has_class("-joined"):
+            return
+        first = next(iter(self.markdown.children), None)
+        if first is not None and first is not self._joined:
+            self._joined = first
+            margin = first.styles.margin
+            if margin.top:
+                first.styles.margin = (margin.top - 1, margin.right, margin.bottom, margin.left)
+
+    def on_markdown_table_of_contents_updated(self, event: Markdown.TableOfContentsUpdated) -> None:
+        # Posted when the Markdown has (re)built its blocks.
+        event.stop()
+        self.join()
+
+    def on_resize(self) -> None:
+        self.join()
+        if self._compensate is not None:
+            scroller, before = self._compensate
+            self._compensate = None
+            delta = self.size.height - before
+            if delta:
+                scroller.scroll_to(y=scroller.scroll_y + delta, animate=False, immediate=True)
+
+
+class ReplyBody(Widget):
+    """The Markdown of one reply, in segments; streamed with :meth:`write` and :meth:`finish`."""
+
+    DEFAULT_CSS = "ReplyBody { height: auto; }"
+
+    def __init__(self, text: str = "", *, classes: str = "") -> None:
+        super().__init__(classes=classes)
+        self._initial = text
+        self._splitter: Splitter | None = None
+        self._finished: list[str] = []
+        """Parts the splitter finished that are not drawn yet."""
+        self._tail: Segment | None = None
+        self._stream: MarkdownStream | None = None
+        self._drawer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._ending = False
+        self._ended = asyncio.Event()
+
+    def compose(self) -> ComposeResult:
+        if not self._initial:
+            # A reply about to stream: its first segment is ready for the first piece.
+            self._tail = Segment([""], build=True, joined=False)
+            yield self._tail
+            return
+        parts = split_markdown(self._initial)
+        if len(parts) == 1:
+            yield Segment(parts, build=True, joined=False)  # a short reply: at once
+        else:
+            yield from self._placeholders(parts, joined=False)
+
+    def _placeholders(self, parts: list[str], *, joined: bool) -> list[Segment]:
+        """Placeholders for ``parts``: the last one alone, the others as one group."""
+        width = self._width()
+        groups = [parts[:-1], parts[-1:]] if len(parts) > 1 else [parts]
+        return [
+            Segment(group, joined=joined or index > 0, width=width)
+            for index, group in enumerate(groups)
+            if group
+        ]
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [child for child in self.children if isinstance(child, Segment)]
+
+    @property
+    def source(self) -> str:
+        """The Markdown drawn so far (placeholders count with their text)."""
+        return "".join(segment.text for segment in self.segments)
+
+    @property
+    def streaming(self) -> bool:
+        return self._splitter is not None
+
+    # Streaming -----------------------------------------------------------------------------
+    def write(self, piece: str) -> None:
+        """Take one streamed piece; it is drawn with the next frame (cheap: no parsing here)."""
+        if self._splitter is None:
+            self._splitter = Splitter()
+        self._finished += self._splitter.feed(piece)
+        self._wake.set()
+        if self._drawer is None:
+            self._drawer = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._ending:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._ending or self._splitter is None:
+                return
+            started = time.perf_counter()
+            await self._draw(self._splitter.tail)
+            if self._ending:
+                return
+            drawn = asyncio.Event()
+            self.call_after_refresh(drawn.set)
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), FRAME_S)
+                return
+            await drawn.wait()
+            # When text comes faster than it can be drawn, draw less often: drawing
+            # takes at most a third of the time and the reply arrives sooner.
+            pause = DRAW_SHARE * (time.perf_counter() - started) - FRAME_S
+            if pause > 0:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._ended.wait(), pause)
+
+    async def finish(self, text: str) -> None:
+        """The reply ended with ``text``: draw what is left and the segments on screen."""
+        self._ending = True
+        self._ended.set()
+        self._wake.set()
+        task, self._drawer = self._drawer, None
+        if task is not None:
+            await task
+        splitter, self._splitter = self._splitter, None
+        if not self.is_attached:
+            await self._stop_stream()
+            return
+        if splitter is not None and splitter.total == len(text):
+            await self._draw(splitter.close())
+            await self._stop_stream()
+            tail = self._tail
+            if tail is not None and tail.markdown is not None:
+                if tail.markdown.source != tail.text:
+                    await tail.markdown.update(tail.text)
+                tail.join()
+        else:
+            # Nothing streamed, or the final text is not what streamed: draw it afresh.
+            await self._stop_stream()
+            await self.remove_children()
+            if text:
+                await self.mount_all(self._placeholders(split_markdown(text), joined=False))
+        self._tail = None
+        self._finished = []
+        await self.build_visible()
+
+    async def _draw(self, tail_text: str) -> None:
+        finished, self._finished = self._finished, []
+        new: list[Segment] = []
+        if finished:
+            tail, self._tail = self._tail, None
+            later = finished
+            if tail is not None:
+                first, later = finished[0], finished[1:]
+                rows_after = estimate_rows("".join(later) + tail_text, self._width())
+                await self._freeze(tail, first, keep=rows_after < self._viewport_rows())
+            if later:
+                # Text that streamed past faster than it could be drawn: one placeholder.
+                new.append(Segment(later, joined=bool(self.children), width=self._width()))
+        if self._tail is None:
+            self._tail = Segment([""], build=True, joined=bool(self.children or new))
+            new.append(self._tail)
+        if new:
+            await self.mount_all(new)
+        tail = self._tail
+        delta = tail_text[len(tail.text) :]
+        if delta and tail.markdown is not None:
+            if self._stream is None:
+                self._stream = Markdown.get_stream(tail.markdown)
+            tail.text = tail_text
+            tail.parts = [tail_text]
+            await self._stream.write(delta)
+
+    async def _freeze(self, segment: Segment, text: str, *, keep: bool) -> None:
+        """The segment is finished: complete it if it stays in view, else release it."""
+        rest = text[len(segment.text) :]
+        segment.text = text
+        segment.parts = [text]
+        if keep and segment.markdown is not None:
+            if rest:
+                if self._stream is None:
+                    self._stream = Markdown.get_stream(segment.markdown)
+                await self._stream.write(rest)
+            await self._stop_stream()
+            if segment.markdown.source != text:
+                await segment.markdown.update(text)
+            segment.join()
+        else:
+            await self._stop_stream()
+            await segment.release(estimate_rows(text, self._width()))
+
+    async def _stop_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.stop()
+
+    def on_unmount(self) -> None:
+        self._ending = True
+        self._ended.set()
+        self._wake.set()
+
+    # Visibility ---------------------------------------------------------------------------
+    async def build_visible(self) -> None:
+        """Build the segments that fill the last screen of the reply, one a frame."""
+        rows = self._viewport_rows()
+        width = self._width()
+        position = 1
+        while rows > 0 and self.is_attached:
+            segments = self.segments
+            if position > len(segments):
+                break
+            segment = segments[-position]
+            if segment.grouped:
+                await segment.split()
+                continue
+            rows -= segment.size.height or estimate_rows(segment.text, width)
+            position += 1
+            if not segment.built:
+                # New widgets cost most in their first layout: one segment a frame.
+                drawn = asyncio.Event()
+                self.call_after_refresh(drawn.set)
+                await drawn.wait()
+                await segment.build()
+
+    async def release_far(self, area: Region) -> None:
+        """Give up the Markdown of segments outside ``area`` (screen coordinates)."""
+        for segment in self.segments:
+            far = segment.size.height and not segment.region.overlaps(area)
+            if far and segment.built and segment is not self._tail:
+                await segment.release()
+
+    def _width(self) -> int:
+        if self.size.width:
+            return self.size.width
+        return max(self.app.size.width - 30, 20) if self.is_attached else 80
+
+    def _viewport_rows(self) -> int:
+        scroller = next((n for n in self.ancestors if isinstance(n, ScrollableContainer)), None)
+        if scroller is not None and scroller.size.height:
+            return scroller.size.height
+        return self.app.size.height if self.is_attached else 24
+
+
+__all__ = [
+    "FRAME_S",
+    "SEGMENT_CHARS",
+    "ReplyBody",
+    "ReplyMarkdown",
+    "Segment",
+    "Splitter",
+    "estimate_rows",
+    "split_markdown",
+]
