@@ -107,6 +107,10 @@ class ChatScreen(Screen[None]):
             await self.open_conversation(latest[0].id)
         else:
             self.refresh_sidebar()
+        notice = self.chat_app.store.recovery_notice
+        if notice is not None:
+            # Besides the toast: in the conversation, where it stays until another is opened.
+            await self.log_view.add(ErrorItem(notice))
         self.prompt.focus()
 
     # Sessions -------------------------------------------------------------------------------

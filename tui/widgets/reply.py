@@ -278,6 +278,13 @@ class Segment(Widget):
         await parent.mount_all(replacements, before=self)
         await self.remove()
 
+    def rewrap(self, width: int) -> None:
+        """The reply is drawn at ``width`` columns now: estimate this placeholder again."""
+        if self.markdown is None and width != self._width:
+            self._width = width
+            self._rows = sum(estimate_rows(part, width) for part in self.parts)
+            self.styles.height = self._rows
+
     def _part_at(self, row: int) -> int:
         """The index of the part drawn ``row`` rows below the top of this placeholder."""
         for index, part in enumerate(self.parts):
@@ -292,6 +299,7 @@ class Segment(Widget):
             return
         height = rows if rows is not None else self.size.height
         markdown, self.markdown = self.markdown, None
+        self._width = self.size.width or self._width
         self.styles.height = max(height, 1)
         if markdown.is_attached:
             await markdown.remove()
@@ -493,6 +501,11 @@ class ReplyBody(Widget):
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.stop()
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        for segment in self.segments:
+            segment.rewrap(width)
 
     def on_unmount(self) -> None:
         self._ending = True
