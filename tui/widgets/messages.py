@@ -23,7 +23,7 @@ from textual.widgets import Button, Static
 from backends.context import ContextEntry, Role, ToolCall
 from backends.errors import LLMError
 from tui import keymap
-from tui.widgets.reply import ReplyBody
+from tui.widgets.reply import ReplyBody, estimate_rows
 
 DISPLAY_LIMIT = 20_000
 """Characters of a user message shown on screen; the rest is kept and copied in full."""
@@ -144,9 +144,12 @@ class AssistantMessage(ChatItem):
     long reply costs what the screen shows, not its length.
     """
 
-    def __init__(self, entry: ContextEntry | None = None, *, speaker: str = "Assistant") -> None:
+    def __init__(
+        self, entry: ContextEntry | None = None, *, speaker: str = "Assistant", eager: bool = True
+    ) -> None:
         super().__init__(entry.id if entry else None, classes="assistant")
         self.speaker = speaker
+        self._eager = eager
         self.text = entry.content if entry else ""
         self._complete = entry.complete if entry else False
         self._finish_reason = entry.finish_reason if entry else None
@@ -166,7 +169,7 @@ class AssistantMessage(ChatItem):
     def body(self) -> ReplyBody:
         """The Markdown of the reply."""
         if self._body is None:
-            self._body = ReplyBody(self.text, classes="body")
+            self._body = ReplyBody(self.text, classes="body", eager=self._eager)
         return self._body
 
     @property
@@ -342,7 +345,15 @@ class MessageLog(VerticalScroll):
         while 0 < cut < len(visible) and visible[cut].role is Role.TOOL:
             cut -= 1
         self.hidden_entries = visible[:cut]
-        widgets = render_entries(visible[cut:], self.speaker)
+        shown = visible[cut:]
+        # What fills the screen is drawn at once; replies above it when scrolled to.
+        rows = self.size.height or self.app.size.height
+        width = self.size.width or self.app.size.width
+        eager_from = len(shown)
+        while eager_from > 0 and rows > 0:
+            eager_from -= 1
+            rows -= estimate_rows(shown[eager_from].content, width) + 2
+        widgets = render_entries(shown, self.speaker, eager_from=eager_from)
         if self.hidden_entries:
             widgets.insert(0, self._earlier_button())
         await self.mount_all(widgets)
@@ -366,7 +377,7 @@ class MessageLog(VerticalScroll):
         batch = self.hidden_entries[cut:]
         self.hidden_entries = self.hidden_entries[:cut]
         await self.query("#earlier").remove()
-        widgets = render_entries(batch, self.speaker)
+        widgets = render_entries(batch, self.speaker, eager_from=len(batch))
         if self.hidden_entries:
             widgets.insert(0, self._earlier_button())
         await self.mount_all(widgets, before=0) if self.children else await self.mount_all(widgets)
@@ -401,16 +412,23 @@ class MessageLog(VerticalScroll):
             self.post_message(self.LoadEarlier())
 
 
-def render_entries(entries: list[ContextEntry], speaker: str = "Assistant") -> list[Widget]:
-    """The widgets that show stored entries (tool results join their calls)."""
+def render_entries(
+    entries: list[ContextEntry], speaker: str = "Assistant", *, eager_from: int = 0
+) -> list[Widget]:
+    """The widgets that show stored entries (tool results join their calls).
+
+    Replies from index ``eager_from`` on are drawn at once; earlier ones when they are
+    first scrolled into view.
+    """
     widgets: list[Widget] = []
     calls: dict[str, ToolCallItem] = {}
-    for entry in entries:
+    for index, entry in enumerate(entries):
         if entry.role is Role.USER:
             widgets.append(UserMessage(entry))
         elif entry.role is Role.ASSISTANT:
             if entry.content or not entry.tool_calls:
-                widgets.append(AssistantMessage(entry, speaker=speaker))
+                eager = index >= eager_from
+                widgets.append(AssistantMessage(entry, speaker=speaker, eager=eager))
             for call in entry.tool_calls:
                 calls[call.id] = ToolCallItem(call, entry.id)
                 widgets.append(calls[call.id])

@@ -341,9 +341,11 @@ class ReplyBody(Widget):
 
     DEFAULT_CSS = "ReplyBody { height: auto; }"
 
-    def __init__(self, text: str = "", *, classes: str = "") -> None:
+    def __init__(self, text: str = "", *, classes: str = "", eager: bool = True) -> None:
+        """``eager=False``: even a short text waits until it is drawn on screen."""
         super().__init__(classes=classes)
         self._initial = text
+        self._eager = eager
         self._splitter: Splitter | None = None
         self._finished: list[str] = []
         """Parts the splitter finished that are not drawn yet."""
@@ -361,7 +363,7 @@ class ReplyBody(Widget):
             yield self._tail
             return
         parts = split_markdown(self._initial)
-        if len(parts) == 1:
+        if len(parts) == 1 and self._eager:
             yield Segment(parts, build=True, joined=False)  # a short reply: at once
         else:
             yield from self._placeholders(parts, joined=False)
