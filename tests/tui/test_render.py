@@ -209,7 +209,8 @@ async def test_a_long_streamed_reply_is_drawn_where_it_is_seen(
         await wait_until(
             pilot,
             lambda: (
-                any(s.built for s in _segments(pilot)[:2])
+                log.scroll_y == 0
+                and _segments(pilot)[0].built
                 and all(s.built for s in _segments(pilot) if _on_screen(pilot, s))
             ),
             "the top of the reply is drawn",
@@ -249,3 +250,15 @@ async def test_a_long_stored_reply_opens_with_only_its_end_drawn(
         built = sum(len(s.text) for s in segments if s.built)
         assert built < len(text) // 3, "most of the reply waits until it is scrolled to"
         assert replies(pilot)[-1].body.source == text
+
+
+def test_code_blocks_never_make_pygments_search_for_their_language() -> None:
+    from tui.widgets.reply import QuickFence
+
+    code = "def f(x):\n    return x  # comment\n"
+    plain = QuickFence.highlight(code, "text")
+    assert QuickFence.highlight(code, "").spans == plain.spans  # no guessing
+    assert QuickFence.highlight(code, "no-such-language").spans == plain.spans  # no plugins
+    assert QuickFence.highlight(code, "pyth").spans == plain.spans  # a name still streaming
+    python = QuickFence.highlight(code, "Python title=example.py")
+    assert len(python.spans) > len(plain.spans)  # known languages are highlighted

@@ -80,7 +80,7 @@ class ChatScreen(Screen[None]):
                 yield MessageLog(id="messages")
                 yield PromptInput(id="prompt", placeholder=PROMPT_PLACEHOLDER)
                 yield StatusBar(id="status")
-        yield Footer(compact=True)
+        # The key hints (Footer) come a frame after the rest: see on_mount.
 
     @property
     def log_view(self) -> MessageLog:
@@ -112,6 +112,9 @@ class ChatScreen(Screen[None]):
             # Besides the toast: in the conversation, where it stays until another is opened.
             await self.log_view.add(ErrorItem(notice))
         self.prompt.focus()
+        # The footer rebuilds its keys whenever the focus changes, as it does while the
+        # screen starts: mounted once the screen is up, it is built once (50 ms sooner).
+        self.call_after_refresh(self.mount, Footer(compact=True))
 
     # Sessions -------------------------------------------------------------------------------
     def apply_settings(self) -> None:
