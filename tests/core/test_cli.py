@@ -11,6 +11,7 @@ import pytest
 
 from backends import __version__
 from backends.mock import DEFAULT_REPLY
+from tests.support.processes import default_sigint
 
 ENTRY = [sys.executable, "-m", "tui"]
 
@@ -96,6 +97,7 @@ def test_interrupt_exits_130_and_keeps_printed_output() -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=default_sigint,
         )
         assert proc.stdout is not None
         first = proc.stdout.read(5)  # the reply has started streaming

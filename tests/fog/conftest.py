@@ -24,6 +24,7 @@ from backends.fog.auth import StaticToken
 from backends.fog.certs import NodeCertificates, create_node_certificates
 from backends.fog.config import FogConfig
 from tests.support.openai_server import OpenAITestServer
+from tests.support.processes import default_sigint
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = [sys.executable, "-m", "tui"]
@@ -127,6 +128,7 @@ class NodeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=default_sigint,  # interrupt() sends Ctrl+C
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
