@@ -27,7 +27,6 @@ import re
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
@@ -35,7 +34,7 @@ from textual.content import Content
 from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Markdown
-from textual.widgets.markdown import MarkdownFence, MarkdownStream
+from textual.widgets.markdown import MarkdownBlock, MarkdownFence, MarkdownStream
 
 SEGMENT_CHARS = 600
 """A segment ends at the first safe boundary after this many characters."""
@@ -177,7 +176,7 @@ class QuickFence(MarkdownFence):
 @functools.cache
 def _known_languages() -> frozenset[str]:
     """The names of Pygments' own lexers (its plugins are left out)."""
-    from pygments.lexers import get_all_lexers
+    from pygments.lexers import get_all_lexers  # type: ignore[import-untyped]
 
     return frozenset(
         alias.lower()
@@ -189,7 +188,11 @@ def _known_languages() -> frozenset[str]:
 class ReplyMarkdown(Markdown):
     """Textual's Markdown with :class:`QuickFence` for code blocks."""
 
-    BLOCKS: ClassVar = {**Markdown.BLOCKS, "fence": QuickFence, "code_block": QuickFence}
+    BLOCKS: dict[str, type[MarkdownBlock]] = {  # noqa: RUF012 (as Markdown declares it)
+        **Markdown.BLOCKS,
+        "fence": QuickFence,
+        "code_block": QuickFence,
+    }
 
 
 class Segment(Widget):
