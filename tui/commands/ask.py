@@ -20,7 +20,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("prompt", nargs="*", help="the prompt ('-' reads standard input)")
     parser.add_argument(
-        "-b", "--backend", help="backend to use (default: the configured one, else the offline starter model)"
+        "-b",
+        "--backend",
+        help="backend to use (default: the configured one, else the offline starter)",
     )
     parser.add_argument("-m", "--model", help="model to use (default: the configured one)")
     parser.add_argument(
