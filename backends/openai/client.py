@@ -24,7 +24,7 @@ import httpx
 
 from backends.context import Context
 from backends.errors import LLMError
-from backends.events import Notice, PlatformEvent, TextDelta
+from backends.events import Notice, PlatformEvent
 from backends.openai.chat import ChatCompletionsSchema, StreamAccumulator, build_request_body
 from backends.openai.errors import (
     APIErrorInfo,
@@ -40,6 +40,7 @@ from backends.openai.errors import (
     ServerError,
     StreamFormatError,
 )
+from backends.openai.sse import SSEReader
 from backends.session import Session
 
 
@@ -449,7 +450,7 @@ class ChatCompletionsClient:
         which keeps the per-token cost of every layer above this one out of the hot path.
         Cancelling ends the reader task wherever it waits.
         """
-        reader = _SSEReader(self, response, accumulator)
+        reader = SSEReader(self.errors, response, accumulator)
         task = asyncio.ensure_future(reader.run())
         watcher: asyncio.Future[Any] | None = None
         if cancel is not None:
@@ -477,93 +478,6 @@ class ChatCompletionsClient:
             raise reader.error
         for event in accumulator.finish():
             yield event
-
-
-class _SSEReader:
-    """Reads one SSE response in its own task and buffers the resulting events."""
-
-    def __init__(
-        self,
-        client: ChatCompletionsClient,
-        response: httpx.Response,
-        accumulator: StreamAccumulator,
-    ) -> None:
-        self.client = client
-        self.response = response
-        self.accumulator = accumulator
-        self.ready = asyncio.Event()
-        self.finished = False
-        self.error: BaseException | None = None
-        self._pending: list[PlatformEvent | str] = []
-
-    def take(self) -> list[PlatformEvent]:
-        """The buffered events, adjacent text (plain strings) merged into one TextDelta."""
-        pending, self._pending = self._pending, []
-        merged: list[PlatformEvent] = []
-        texts: list[str] = []
-        for event in pending:
-            if isinstance(event, str):
-                texts.append(event)
-                continue
-            if texts:
-                merged.append(TextDelta("".join(texts)))
-                texts = []
-            merged.append(event)
-        if texts:
-            merged.append(TextDelta("".join(texts)))
-        return merged
-
-    async def run(self) -> None:
-        from httpx_sse import EventSource
-
-        errors = self.client.errors
-        accumulator = self.accumulator
-        source = EventSource(self.response).aiter_sse()
-        done = False
-        got_event = False
-        try:
-            try:
-                async for sse in source:
-                    got_event = True
-                    data = sse.data
-                    if data[:1] in ("[", "", " ", "\n"):
-                        stripped = data.strip()
-                        if stripped == "[DONE]":
-                            done = True
-                            break
-                        if not stripped:
-                            continue
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError as exc:
-                        raise errors.bad_chunk(data) from exc
-                    if type(chunk) is not dict:
-                        raise errors.bad_chunk(data)
-                    if "error" in chunk and not chunk.get("choices"):
-                        info = APIErrorInfo.parse(chunk)
-                        raise errors.stream_error(info, partial=accumulator.received_output)
-                    try:
-                        accumulator.feed_into(chunk, self._pending)
-                    except (AttributeError, TypeError, ValueError) as exc:
-                        # JSON of the wrong shape (a string where an object belongs).
-                        raise errors.bad_chunk(data) from exc
-                    self.ready.set()
-            except httpx.TransportError as exc:
-                raise errors.transport_error(exc, partial=accumulator.received_output) from exc
-            finally:
-                await source.aclose()
-            if not done and accumulator.finish_reason is None:
-                received = self.response.num_bytes_downloaded
-                if not got_event and received:
-                    raise errors.no_events(received)
-                raise errors.stream_cut(partial=accumulator.received_output)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.finished = True
-            self.ready.set()
 
 
 def _error_info(raw: bytes, status: int) -> APIErrorInfo:
