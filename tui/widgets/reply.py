@@ -31,7 +31,7 @@ from contextlib import suppress
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
 from textual.content import Content
-from textual.geometry import Region
+from textual.geometry import Region, Spacing
 from textual.widget import Widget
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock, MarkdownFence, MarkdownStream
@@ -205,7 +205,13 @@ class Segment(Widget):
     DEFAULT_CSS = "Segment { height: auto; }"
 
     def __init__(
-        self, parts: Sequence[str], *, build: bool = False, joined: bool, width: int = 80
+        self,
+        parts: Sequence[str],
+        *,
+        build: bool = False,
+        joined: bool,
+        width: int = 80,
+        part_rows: Sequence[int] | None = None,
     ) -> None:
         super().__init__(classes="-joined" if joined else "")
         self.parts = list(parts)
@@ -213,7 +219,12 @@ class Segment(Widget):
         """The Markdown source (of the tail while streaming: what was drawn so far)."""
         self.markdown: ReplyMarkdown | None = ReplyMarkdown(self.text) if build else None
         self._width = width
-        self._rows = sum(estimate_rows(part, width) for part in self.parts)
+        self._part_rows = (
+            list(part_rows)
+            if part_rows is not None
+            else [0 if build else estimate_rows(part, width) for part in self.parts]
+        )
+        self._rows = sum(self._part_rows)
         self._pending = False
         self._compensate: tuple[ScrollableContainer, int] | None = None
         self._joined: Widget | None = None
@@ -287,11 +298,16 @@ class Segment(Widget):
         if not self.grouped or not isinstance(parent, Widget):
             return
         at = len(self.parts) - 1 if at is None else max(0, min(at, len(self.parts) - 1))
-        groups = [self.parts[:at], self.parts[at : at + 1], self.parts[at + 1 :]]
+        cuts = [(0, at), (at, at + 1), (at + 1, len(self.parts))]
         joined = self.has_class("-joined")
         replacements = [
-            Segment(group, joined=joined or index > 0, width=self._width)
-            for index, group in enumerate(group for group in groups if group)
+            Segment(
+                self.parts[start:end],
+                joined=joined or index > 0,
+                width=self._width,
+                part_rows=self._part_rows[start:end],
+            )
+            for index, (start, end) in enumerate((a, b) for a, b in cuts if b > a)
         ]
         self.parts = []
         await parent.mount_all(replacements, before=self)
@@ -301,13 +317,14 @@ class Segment(Widget):
         """The reply is drawn at ``width`` columns now: estimate this placeholder again."""
         if self.markdown is None and width != self._width:
             self._width = width
-            self._rows = sum(estimate_rows(part, width) for part in self.parts)
+            self._part_rows = [estimate_rows(part, width) for part in self.parts]
+            self._rows = sum(self._part_rows)
             self.styles.height = self._rows
 
     def _part_at(self, row: int) -> int:
         """The index of the part drawn ``row`` rows below the top of this placeholder."""
-        for index, part in enumerate(self.parts):
-            row -= estimate_rows(part, self._width)
+        for index, rows in enumerate(self._part_rows):
+            row -= rows
             if row < 0:
                 return index
         return len(self.parts) - 1
@@ -319,6 +336,7 @@ class Segment(Widget):
         height = rows if rows is not None else self.size.height
         markdown, self.markdown = self.markdown, None
         self._width = self.size.width or self._width
+        self._part_rows = [max(height, 1)]
         self.styles.height = max(height, 1)
         if markdown.is_attached:
             await markdown.remove()
@@ -430,6 +448,9 @@ class ReplyBody(Widget):
             await self._draw(self._splitter.tail)
             if self._ending:
                 return
+            # What scrolled away as the reply grew gives up its widgets: every frame
+            # lays out every widget (the log's scroll watcher does not see this growth).
+            await self.release_far()
             drawn = asyncio.Event()
             self.call_after_refresh(drawn.set)
             with suppress(asyncio.TimeoutError):
@@ -472,6 +493,7 @@ class ReplyBody(Widget):
         self._tail = None
         self._finished = []
         await self.build_visible()
+        await self.release_far()
 
     async def _draw(self, tail_text: str) -> None:
         finished, self._finished = self._finished, []
@@ -556,8 +578,18 @@ class ReplyBody(Widget):
                 await drawn.wait()
                 await segment.build()
 
-    async def release_far(self, area: Region) -> None:
-        """Give up the Markdown of segments outside ``area`` (screen coordinates)."""
+    async def release_far(self, area: Region | None = None) -> None:
+        """Give up the Markdown of segments outside ``area`` (screen coordinates).
+
+        By default the area is the visible part of the scrolling container and half its
+        height above and below.
+        """
+        if area is None:
+            scroller = next((n for n in self.ancestors if isinstance(n, ScrollableContainer)), None)
+            if scroller is None:
+                return
+            margin = scroller.size.height // 2
+            area = scroller.region.grow(Spacing(margin, 0, margin, 0))
         for segment in self.segments:
             far = segment.size.height and not segment.region.overlaps(area)
             if far and segment.built and segment is not self._tail:
