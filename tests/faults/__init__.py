@@ -40,8 +40,9 @@ Malformed SSE lines and invalid JSON chunks
 
 kill -9 of a running chat, then restart
     store/test_processes.py: test_kill_9_while_streaming_keeps_the_question_and_the_saved_part,
-    test_concurrent_processes_write_without_corruption; the app itself: the TUI half of
-    issue 7 (tests/tui/). Downloads: local/test_download.py:
+    test_concurrent_processes_write_without_corruption; the app itself:
+    tui/test_faults.py: test_kill_9_mid_reply_then_restart_keeps_the_question_and_the_partial_reply
+    (the real app under a pseudo-terminal). Downloads: local/test_download.py:
     test_killed_process_resumes_after_restart.
 
 A corrupted database file
@@ -50,7 +51,8 @@ A corrupted database file
     test_newer_schema_is_refused_and_left_alone,
     test_unreadable_location_is_a_clear_error_not_a_recovery;
     store/test_history_cli.py: test_damaged_database_is_reported_then_history_works;
-    in the app: the TUI half of issue 7 (tests/tui/).
+    in the app: tui/test_faults.py: test_the_real_app_starts_on_a_damaged_database_and_says_so,
+    test_damaged_database_is_reported_kept_aside_and_replaced.
 
 Disk full during a download
     faults/test_disk_full.py: test_a_small_disk_filling_up_midway (a real tmpfs, ENOSPC),
@@ -60,5 +62,6 @@ Disk full during a download
     test_checksum_mismatch_removes_the_file.
 
 A 1 MB paste into the prompt; the terminal resized to 40x12
-    The TUI half of issue 7 (tests/tui/).
+    tui/test_faults.py: test_a_1_mb_paste_is_sent_whole_and_the_app_stays_usable,
+    test_resizing_to_40x12_while_a_long_reply_streams_loses_nothing.
 """
