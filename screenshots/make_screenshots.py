@@ -3,7 +3,11 @@
 The app runs headless (``App.run_test``) at a fixed terminal size with temporary config
 and data directories, so your own settings, key and history are never read or written.
 The onboarding talks to the loopback OpenAI-compatible test server of the test suite
-(for the key check and the model list); the chat uses the mock backend.
+(for the key check and the model list); the chat uses the mock backend. The on-device
+branch downloads a model (zero bytes of the catalog size) from the suite's loopback
+Hugging Face hub, slowed down so that the progress bar is caught mid-way; the fog branch
+finds a TLS node (certificates as `fog init` makes them) advertised over mDNS on
+127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -23,13 +27,22 @@ DEMO_KEY = "sk-demo-0123456789abcdef"
 def _isolate(base: Path) -> None:
     for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
         os.environ[name] = str(base / name.lower())
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    os.environ["HF_HOME"] = str(base / "hf-home")
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+        "HF_HUB_OFFLINE",
+        "SPEZICHAT_FOG_CA_CERT",
+        "SPEZICHAT_FOG_TOKEN",
+    ):
         os.environ.pop(name, None)
     os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 
-async def _wait(pilot: object, condition: object, what: str) -> None:
-    for _ in range(200):
+async def _wait(pilot: object, condition: object, what: str, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.05)):
         if condition():  # type: ignore[operator]
             return
         await pilot.pause(0.05)  # type: ignore[attr-defined]
@@ -63,6 +76,107 @@ async def onboarding(server_url: str) -> list[Path]:
             shots.append(Path(app.save_screenshot("model-choice.svg", path=str(OUT))))
     del os.environ["OPENAI_BASE_URL"]
     return shots
+
+
+async def _choose_backend(pilot: object, app: object, branch_id: str) -> None:
+    from textual.widgets import OptionList
+
+    await pilot.press("enter")  # type: ignore[attr-defined]  # welcome
+    options = app.screen.query_one(OptionList)  # type: ignore[attr-defined]
+    options.highlighted = options.get_option_index(branch_id)
+    await pilot.press("enter")  # type: ignore[attr-defined]
+
+
+async def local_download() -> list[Path]:
+    from textual.widgets import OptionList, ProgressBar
+
+    from backends.local.catalog import find_entry
+    from backends.runner import Runner
+    from tests.support.hub_server import HubServer
+    from tui.app import SpeziChatApp
+    from tui.onboarding.local import LocalDownloadStep, StarterModelStep
+    from tui.screens.local_download import DownloadPanel
+    from tui.settings import Settings
+    from tui.store import Store
+
+    entry = find_entry("qwen2.5-0.5b")
+    assert entry is not None
+    shots: list[Path] = []
+    # As many bytes as the real file (zeros: a memoryview, so the server never copies
+    # them); about 60 MB/s, so the bar is caught part of the way through.
+    with HubServer(chunk_delay=0.001) as hub, Store.open_default() as store:
+        hub.add_file(entry.repo, entry.file, memoryview(bytes(entry.size_bytes)))  # type: ignore[arg-type]
+        os.environ["HF_ENDPOINT"] = hub.url
+        app = SpeziChatApp(settings=Settings(), store=store, runner=Runner())
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await _choose_backend(pilot, app, "local")
+            step = app.screen
+            assert isinstance(step, StarterModelStep)
+            await _wait(pilot, lambda: "RAM" in str(step.query_one("#memory").render()), "hints")
+            await pilot.pause()
+            shots.append(Path(app.save_screenshot("local-models.svg", path=str(OUT))))
+            catalog = step.query_one("#catalog", OptionList)
+            catalog.focus()
+            catalog.highlighted = catalog.get_option_index(entry.id)
+            await pilot.press("enter")
+            await _wait(pilot, lambda: isinstance(app.screen, LocalDownloadStep), "the download")
+            bar = app.screen.query_one("#download-bar", ProgressBar)
+            await _wait(pilot, lambda: (bar.percentage or 0) >= 0.4, "the mark", 30)
+            shots.append(Path(app.save_screenshot("download.svg", path=str(OUT))))
+            panel = app.screen.query_one(DownloadPanel)
+            panel.cancel()
+            await _wait(pilot, lambda: not panel.running, "the stop")
+        del os.environ["HF_ENDPOINT"]
+    return shots
+
+
+async def fog_discovery(base: Path) -> list[Path]:
+    from textual.widgets import Input, OptionList
+
+    from backends.fog.advertise import FogAdvertiser
+    from backends.fog.certs import create_node_certificates
+    from backends.runner import Runner
+    from tests.fog.conftest import LOOPBACK, TOKEN, server_context
+    from tests.support.openai_server import OpenAITestServer
+    from tui.app import SpeziChatApp
+    from tui.onboarding.fog import FogAccessStep, FogNodesStep
+    from tui.settings import Settings
+    from tui.store import Store
+
+    name = "spezillmfog-demo"  # the only name browsed, so no other node on this machine shows
+    certs = create_node_certificates(base / "fog-node")
+    settings = Settings()
+    settings.fog.service_names = [name]
+    settings.fog.interfaces = list(LOOPBACK)
+    context = server_context(certs)
+    with (
+        OpenAITestServer(api_key=TOKEN, models=("llama3.2:3b",), ssl_context=context) as node,
+        Store.open_default() as store,
+    ):
+        app = SpeziChatApp(settings=settings, store=store, runner=Runner())
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await _choose_backend(pilot, app, "fog")
+            access = app.screen
+            assert isinstance(access, FogAccessStep)
+            access.query_one("#fog-ca", Input).value = str(certs.ca_cert)
+            token = access.query_one("#fog-token", Input)
+            token.focus()
+            token.insert_text_at_cursor(TOKEN)
+            await pilot.press("enter")
+            await _wait(pilot, lambda: isinstance(app.screen, FogNodesStep), "the node list")
+            options = app.screen.query_one("#fog-nodes", OptionList)
+            async with FogAdvertiser(node.port, name=name, interfaces=LOOPBACK):
+                await _wait(
+                    pilot,
+                    lambda: (
+                        options.option_count == 1 and not options.get_option_at_index(0).disabled
+                    ),
+                    "the node in the list, checked",
+                )
+                await pilot.pause()
+                return [Path(app.save_screenshot("fog-discovery.svg", path=str(OUT)))]
 
 
 async def chat() -> list[Path]:
@@ -108,6 +222,8 @@ async def main() -> None:
         _isolate(Path(base))
         with OpenAITestServer(api_key=DEMO_KEY, models=models) as server:
             shots = await onboarding(server.base_url)
+        shots += await local_download()
+        shots += await fog_discovery(Path(base))
         shots += await chat()
     for shot in shots:
         print(shot.relative_to(ROOT))
