@@ -17,17 +17,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from backends.errors import LLMError
 from backends.events import Notice, TextDelta, ToolCallRequested
 from backends.functions import llm_function
 from backends.openai import (
     IncompleteReplyError,
     OpenAIPlatform,
-    OpenAISchema,
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
@@ -36,6 +33,7 @@ from backends.openai.errors import StreamFormatError
 from backends.openai.platform import OpenAISession
 from backends.session import LLMState
 from tests.faults.raw_server import RawReply, RawServer, chunk, sse
+from tests.openai.helpers import collect, new_session
 from tests.support.openai_server import (
     OpenAITestServer,
     Reply,
@@ -63,23 +61,6 @@ async def raw_platform(raw: RawServer) -> AsyncIterator[OpenAIPlatform]:
     platform = OpenAIPlatform(base_url=raw.base_url, api_key=KEY, retry=FAST_RETRIES)
     yield platform
     await platform.aclose()
-
-
-def new_session(platform: OpenAIPlatform, **schema: Any) -> OpenAISession:
-    schema.setdefault("test_model_access", False)
-    session = platform.session(OpenAISchema(model="gpt-test", **schema))
-    session.context.append_user("Hello?")
-    return session
-
-
-async def collect(session: OpenAISession) -> tuple[list[object], LLMError | None]:
-    events: list[object] = []
-    try:
-        async for event in session.stream():
-            events.append(event)
-    except LLMError as error:
-        return events, error
-    return events, None
 
 
 def text_of(events: list[object]) -> str:

@@ -24,8 +24,8 @@ from backends.openai import (
     RetryPolicy,
     ServerError,
 )
-from backends.openai.platform import OpenAISession
 from backends.session import LLMState
+from tests.openai.helpers import collect, new_session
 from tests.support.openai_server import (
     OpenAITestServer,
     Reply,
@@ -33,22 +33,6 @@ from tests.support.openai_server import (
     rate_limit_error,
     server_error,
 )
-
-
-def new_session(platform: OpenAIPlatform, **schema: object) -> OpenAISession:
-    session = platform.session(OpenAISchema(model="gpt-test", test_model_access=False, **schema))  # type: ignore[arg-type]
-    session.context.append_user("Hello?")
-    return session
-
-
-async def collect(session: OpenAISession) -> tuple[list[object], LLMError | None]:
-    events: list[object] = []
-    try:
-        async for event in session.stream():
-            events.append(event)
-    except LLMError as error:
-        return events, error
-    return events, None
 
 
 def notices(events: list[object]) -> list[str]:
