@@ -39,6 +39,9 @@ NARROW = 60
 STOP_GRACE_S = 1.0
 """After Esc, how long the backend may take to stop on its own before the worker is cancelled."""
 
+WARM_UP_AFTER_S = 0.5
+"""How long after the screen is up (or the backend changed) the warm-up thread starts."""
+
 PROMPT_PLACEHOLDER = "Message · Enter: send · Ctrl+J: new line"
 
 
@@ -127,6 +130,15 @@ class ChatScreen(Screen[None]):
         context = self.session.context if keep and self.session is not None else None
         self.session = None
         self._new_session(context)
+        backend = general.backend
+        self.set_timer(WARM_UP_AFTER_S, lambda: self._warm_up(backend))
+
+    @work(thread=True, exclusive=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self, backend: str) -> None:
+        """Prepare what the first reply needs, off the event loop (see tui.warmup)."""
+        from tui.warmup import warm_up
+
+        warm_up(backend)
 
     def _new_session(self, context: Context | None) -> Session[Any] | None:
         try:

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 
 from textual.app import ComposeResult
@@ -171,6 +171,25 @@ class QuickFence(MarkdownFence):
     def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
         name = language.split()[0].lower() if language.strip() else ""
         return super().highlight(code, name if name in _known_languages() else "text", ansi, dark)
+
+
+def prepare_lexers(languages: Iterable[str]) -> list[str]:
+    """Compile the rules of these languages' lexers now; returns the names that failed.
+
+    Pygments compiles a lexer's rules when it is first used, which would otherwise
+    happen while a reply is drawn (see :mod:`tui.warmup`).
+    """
+    from pygments.lexers import get_lexer_by_name
+
+    failed = []
+    for name in languages:
+        try:
+            if name not in _known_languages():
+                raise LookupError(name)
+            get_lexer_by_name(name)
+        except Exception:
+            failed.append(name)
+    return failed
 
 
 @functools.cache
@@ -615,5 +634,6 @@ __all__ = [
     "Segment",
     "Splitter",
     "estimate_rows",
+    "prepare_lexers",
     "split_markdown",
 ]
