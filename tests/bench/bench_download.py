@@ -8,6 +8,9 @@ the client for the GIL): ``HEAD .../resolve/main/FILE`` answers with a 302 to
 ``/cdn/SHA256`` and the hub's metadata headers, and ``/cdn/`` sends the file with
 ``sendfile`` and HTTP ranges, counting every body byte it sends.
 
+``--floor`` instead times the bare loop alone, with SHA-256 of every piece in the loop,
+and with spezichat's hashing thread: what verifying costs before any other work.
+
 1. Throughput (target: spezichat >= 0.95x bare). Runs alternate between the two sides,
    imports warm, each into a fresh file:
 
@@ -173,6 +176,7 @@ class Server:
         self.port = int(self.process.stdout.readline())
         self.url = f"http://127.0.0.1:{self.port}"
         self.cdn_url = f"http://localhost:{self.port}/cdn/x"
+        self.size = path.stat().st_size
 
     def _get(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=10) as answer:
@@ -191,9 +195,15 @@ class Server:
 
 
 # The two clients ----------------------------------------------------------------------------
-def bare(url: str, target: Path) -> float:
-    """Seconds for a minimal httpx streaming download into ``target``."""
+def bare(url: str, target: Path, sha256: str = "") -> float:
+    """Seconds for a minimal httpx streaming download into ``target``.
+
+    ``sha256="inline"`` adds hashing every piece in the loop, ``"thread"`` hashing on a
+    second thread with spezichat's :class:`Hasher` (for ``--floor``).
+    """
     import httpx
+
+    from backends.local.hashing import Hasher
 
     start = time.perf_counter()
     with (
@@ -202,8 +212,20 @@ def bare(url: str, target: Path) -> float:
         target.open("wb") as out,
     ):
         response.raise_for_status()
-        for chunk in response.iter_bytes():
-            out.write(chunk)
+        if sha256 == "inline":
+            digest = hashlib.sha256()
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                digest.update(chunk)
+        elif sha256 == "thread":
+            hasher = Hasher(target, 0, threading.Event())
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                hasher.feed(chunk)
+            hasher.finish()
+        else:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
     return time.perf_counter() - start
 
 
@@ -271,6 +293,26 @@ def throughput(server: Server, work: Path, size: int, sha: str, runs: int, link:
     )
 
 
+def floor(server: Server, work: Path, runs: int) -> None:
+    """What checking SHA-256 costs by itself: the bare loop with and without it."""
+    kinds = {"bare": "", "+ SHA-256 in the loop": "inline", "+ SHA-256 on a thread": "thread"}
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for run in range(runs + 1):
+        for kind, sha256 in kinds.items():
+            target = work / "floor.bin"
+            seconds = bare(server.cdn_url, target, sha256)
+            target.unlink()
+            os.sync()
+            if run:  # the first round warms imports, the page cache and connections
+                times[kind].append(seconds)
+    base = statistics.median(times["bare"])
+    print(f"floor: bare httpx download with and without SHA-256, {runs} runs (medians)")
+    for kind, values in times.items():
+        median = statistics.median(values)
+        size = server.size / MiB
+        print(f"  {kind:<24} {size / median:6.0f} MiB/s  x{base / median:.2f} of bare")
+
+
 def resume(server: Server, work: Path, size: int, sha: str) -> None:
     from backends.local.models import HubFile, ModelStore
 
@@ -329,6 +371,9 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--link-mib-s", type=float, default=0, help="pace the server")
+    parser.add_argument(
+        "--floor", action="store_true", help="instead: the bare loop with and without SHA-256"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("FILE", "SHA256"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -350,6 +395,9 @@ def main() -> None:
             f"  runs {args.runs}  cores {os.cpu_count()}  {cpu}  Python {platform.python_version()}"
         )
         try:
+            if args.floor:
+                floor(server, work, args.runs)
+                return
             throughput(server, work, size, sha, args.runs, args.link_mib_s)
             resume(server, work, size, sha)
         finally:

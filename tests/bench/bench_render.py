@@ -20,6 +20,12 @@ Targets (issue 7): app <= 1.5x bare, longest stall < 50 ms, 2x tokens <= 2x time
 
 ``--paced 100 --seconds 10`` instead streams one reply at a model's speed (the test
 server of ``tests/support`` sleeping between chunks) and reports the stalls.
+
+``--floor`` instead measures what any Textual app pays on this machine: a minimal app
+(one scrolling container, nothing else) reads the stream with the bare loop, drawing
+nothing meanwhile, then shows the last screenful of the reply once, as plain text, as
+Rich's Markdown renderable in a ``Static``, and as Textual's ``Markdown`` widget (the
+one spezichat uses), until that frame is drawn. Ratios are against the bare loop alone.
 """
 
 from __future__ import annotations
@@ -179,11 +185,17 @@ PROMPT = "Write a long answer."
 
 async def bare_consume(http: Any, url: str) -> float:
     """The baseline: a minimal httpx + httpx-sse loop (warm client) reading the stream."""
+    start = time.perf_counter()
+    await bare_read(http, url)
+    return time.perf_counter() - start
+
+
+async def bare_read(http: Any, url: str) -> str:
+    """The bare loop: the reply's text, read with httpx + httpx-sse and nothing else."""
     from httpx_sse import aconnect_sse
 
     body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
     pieces: list[str] = []
-    start = time.perf_counter()
     async with aconnect_sse(http, "POST", url + "/chat/completions", json=body) as source:
         async for event in source.aiter_sse():
             if event.data == "[DONE]":
@@ -192,7 +204,7 @@ async def bare_consume(http: Any, url: str) -> float:
                 piece = choice["delta"].get("content")
                 if piece:
                     pieces.append(piece)
-    return time.perf_counter() - start
+    return "".join(pieces)
 
 
 async def client_consume(app: Any) -> float:
@@ -308,6 +320,76 @@ async def paced_reply(rate: float, seconds: float, size: tuple[int, int]) -> App
                 return await app_reply(app, text)
 
 
+def last_screenful(text: str, width: int, height: int) -> str:
+    """The end of ``text`` from a block boundary on, about ``height`` rows at ``width``."""
+    from tui.widgets.reply import estimate_rows, split_markdown
+
+    parts = split_markdown(text)
+    tail = ""
+    while parts and estimate_rows(tail, width) < height:
+        tail = parts.pop() + tail
+    return tail
+
+
+async def measure_floor(tokens: int, runs: int, size: tuple[int, int], url: str) -> None:
+    import httpx
+    from rich.markdown import Markdown as RichMarkdown
+    from textual.app import App, ComposeResult
+    from textual.containers import VerticalScroll
+    from textual.widget import Widget
+    from textual.widgets import Static
+
+    from tui.widgets.reply import ReplyMarkdown
+
+    class Minimal(App[None]):
+        def compose(self) -> ComposeResult:
+            yield VerticalScroll()
+
+    kinds: dict[str, Any] = {
+        "bare loop, nothing drawn": None,
+        "+ last screen, plain text": lambda text: Static(text, markup=False),
+        "+ last screen, Rich Markdown": lambda text: Static(RichMarkdown(text)),
+        "+ last screen, Textual Markdown": ReplyMarkdown,
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    app = Minimal()
+    async with app.run_test(size=size), httpx.AsyncClient(timeout=60) as http:
+        view = app.query_one(VerticalScroll)
+
+        async def frame() -> None:
+            drawn = asyncio.Event()
+            app.screen.call_after_refresh(drawn.set)
+            await drawn.wait()
+
+        for index in range(runs + 1):
+            for kind, make in kinds.items():
+                await view.remove_children()
+                await frame()
+                await asyncio.sleep(0.3)
+                start = time.perf_counter()
+                text = await bare_read(http, url)
+                if make is not None:
+                    widget: Widget = make(last_screenful(text, size[0], size[1]))
+                    await view.mount(widget)
+                    view.scroll_end(animate=False)
+                    await frame()
+                if index:
+                    times[kind].append(time.perf_counter() - start)
+    bare = statistics.median(times["bare loop, nothing drawn"])
+    print(f"floor: {tokens} tokens, {runs} runs (medians), minimal app {size[0]}x{size[1]}")
+    for kind, values in times.items():
+        median = statistics.median(values)
+        print(f"  {kind:<34} {median * 1000:7.1f} ms  x{median / bare:.2f}")
+    print("target for the whole app: x1.5")
+
+
+def floor(tokens: int, runs: int, size: tuple[int, int]) -> None:
+    server = SSEServer(0)
+    server.body = render_body(realistic_reply(tokens))
+    with server:
+        asyncio.run(measure_floor(tokens, runs, size, server.base_url))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=10_000)
@@ -321,7 +403,13 @@ def main() -> None:
         help="instead: stream for --seconds at this speed and report the stalls",
     )
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--floor", action="store_true", help="instead: what a minimal Textual app pays"
+    )
     args = parser.parse_args()
+    if args.floor:
+        floor(args.tokens, args.runs, (args.width, args.height))
+        return
     if args.paced:
         run = asyncio.run(paced_reply(args.paced, args.seconds, (args.width, args.height)))
         print(
