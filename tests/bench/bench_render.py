@@ -21,6 +21,11 @@ Targets (issue 7): app <= 1.5x bare, longest stall < 50 ms, 2x tokens <= 2x time
 ``--paced 100 --seconds 10`` instead streams one reply at a model's speed (the test
 server of ``tests/support`` sleeping between chunks) and reports the stalls.
 
+``--first 7`` instead measures the first reply after launch (3,000 tokens, as fast as
+the server sends them) in fresh processes, 1.5 s after the chat screen is up (the user
+typing), with the app's warm-up thread and without it (a benchmark-only switch): the
+first reply is where imports and first-use preparation would stall the app.
+
 ``--floor`` instead measures what any Textual app pays on this machine: a minimal app
 (one scrolling container, nothing else) reads the stream with the bare loop, drawing
 nothing meanwhile, then shows the last screenful of the reply once, as plain text, as
@@ -320,6 +325,61 @@ async def paced_reply(rate: float, seconds: float, size: tuple[int, int]) -> App
                 return await app_reply(app, text)
 
 
+FIRST_TOKENS = 3_000
+TYPING_S = 1.5
+
+
+async def first_in_app(size: tuple[int, int], url: str) -> AppRun:
+    """A fresh app's first reply, sent after the user took TYPING_S to type it."""
+    from backends.runner import Runner
+    from tui.app import SpeziChatApp
+    from tui.settings import Settings
+    from tui.store import Store
+
+    settings = Settings()
+    settings.general.backend = "openai"
+    settings.general.model = MODEL
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "h.db") as store:
+        app = SpeziChatApp(settings=settings, store=store, runner=Runner())
+        async with app.run_test(size=size):
+            await asyncio.sleep(TYPING_S)
+            return await app_reply(app, "".join(realistic_reply(FIRST_TOKENS)))
+
+
+def first_child(warm: bool, size: tuple[int, int]) -> None:
+    """In a fresh process: one first reply; prints its figures as JSON."""
+    if not warm:
+        import tui.screens.chat
+
+        tui.screens.chat.WARM_UP_AFTER_S = 1e9  # never, within the run
+    server = SSEServer(0)
+    server.body = render_body(realistic_reply(FIRST_TOKENS))
+    with server:
+        os.environ.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-bench")
+        run = asyncio.run(first_in_app(size, server.base_url))
+    print(json.dumps({"seconds": run.seconds, "stall": run.max_stall}))
+
+
+def first_replies(runs: int, size: tuple[int, int]) -> None:
+    import subprocess
+
+    results: dict[str, list[dict[str, float]]] = {"with warm-up": [], "without": []}
+    for index in range(runs * 2):
+        warm = index % 2 == 0
+        command = [sys.executable, __file__, "--first-child", "warm" if warm else "cold"]
+        command += ["--width", str(size[0]), "--height", str(size[1])]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        results["with warm-up" if warm else "without"].append(json.loads(output.splitlines()[-1]))
+    print(f"first reply after launch: {FIRST_TOKENS} tokens, {runs} fresh processes each")
+    for kind, values in results.items():
+        seconds = statistics.median(value["seconds"] for value in values) * 1000
+        stalls = sorted(round(value["stall"] * 1000) for value in values)
+        print(
+            f"  {kind:<13} Enter to fully drawn {seconds:6.0f} ms (median); "
+            f"longest stall median {statistics.median(stalls)} ms, all runs {stalls}"
+        )
+
+
 def last_screenful(text: str, width: int, height: int) -> str:
     """The end of ``text`` from a block boundary on, about ``height`` rows at ``width``."""
     from tui.widgets.reply import estimate_rows, split_markdown
@@ -406,7 +466,21 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="instead: what a minimal Textual app pays"
     )
+    parser.add_argument(
+        "--first", type=int, metavar="RUNS", help="instead: the first reply after launch"
+    )
+    parser.add_argument("--first-child", choices=("warm", "cold"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    size = (args.width, args.height)
+    if args.first or args.first_child:
+        with tempfile.TemporaryDirectory() as home:
+            for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+                os.environ[name] = str(Path(home) / name.lower())
+            if args.first_child:
+                first_child(args.first_child == "warm", size)
+            else:
+                first_replies(args.first, size)
+        return
     if args.floor:
         floor(args.tokens, args.runs, (args.width, args.height))
         return
