@@ -382,7 +382,7 @@ def first_replies(runs: int, size: tuple[int, int]) -> None:
 
 def last_screenful(text: str, width: int, height: int) -> str:
     """The end of ``text`` from a block boundary on, about ``height`` rows at ``width``."""
-    from tui.widgets.reply import estimate_rows, split_markdown
+    from tui.widgets.segments import estimate_rows, split_markdown
 
     parts = split_markdown(text)
     tail = ""

@@ -20,14 +20,8 @@ from tui.app import SpeziChatApp
 from tui.settings import Settings
 from tui.store import Store
 from tui.widgets.messages import RELEASE_AFTER_S
-from tui.widgets.reply import (
-    ReplyBody,
-    ReplyMarkdown,
-    Segment,
-    Splitter,
-    estimate_rows,
-    split_markdown,
-)
+from tui.widgets.reply import ReplyBody, ReplyMarkdown, Segment
+from tui.widgets.segments import Splitter, estimate_rows, split_markdown
 
 _PROSE = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu"
 WORDS = _PROSE.split()

@@ -23,7 +23,8 @@ from textual.widgets import Button, Static
 from backends.context import ContextEntry, Role, ToolCall
 from backends.errors import LLMError
 from tui import keymap
-from tui.widgets.reply import ReplyBody, estimate_rows
+from tui.widgets.reply import ReplyBody
+from tui.widgets.segments import estimate_rows
 
 DISPLAY_LIMIT = 20_000
 """Characters of a user message shown on screen; the rest is kept and copied in full."""
