@@ -152,6 +152,9 @@ def gpu_offload_supported() -> bool:
 def known_chat_formats() -> list[str]:
     from llama_cpp import llama_chat_format
 
+    from backends.local.formats import register_formats
+
+    register_formats()
     registry: Any = llama_chat_format.LlamaChatCompletionHandlerRegistry
     return sorted(getattr(registry(), "_chat_handlers", {}))
 
@@ -323,6 +326,8 @@ def load_model(schema: LocalSchema, store: ModelStore) -> LoadedModel:
     import llama_cpp
     from llama_cpp import llama_chat_format
 
+    from backends.local.formats import register_formats
+
     spec = parse_spec(schema.model)
     path = store.resolve(spec)
     _check_gguf(path)
@@ -364,6 +369,7 @@ def load_model(schema: LocalSchema, store: ModelStore) -> LoadedModel:
     template = metadata.get("tokenizer.chat_template")
     chat_format = schema.chat_format or (None if template else _catalog_chat_format(spec, path))
     if chat_format:
+        register_formats()
         try:
             llama_chat_format.get_chat_completion_handler(chat_format)
         except (ValueError, llama_chat_format.LlamaChatCompletionHandlerNotFoundException) as exc:

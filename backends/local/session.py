@@ -27,6 +27,7 @@ from backends.local.errors import (
     PromptTooLongError,
     ToolsUnsupportedError,
 )
+from backends.local.formats import TRANSCRIPT
 from backends.local.platform import LoadedModel, LocalPlatform, LocalSchema
 from backends.local.toolcalls import ToolCallScanner
 from backends.session import Session
@@ -211,12 +212,18 @@ class LocalSession(Session[LocalSchema]):
                     messages=fitted, stream=True, **arguments
                 )
                 count = 0
+                # After the transcript's cue "Assistant:" a reply starts with a space.
+                leading = model.chat_format == TRANSCRIPT
                 try:
                     for chunk in stream:
                         delta = chunk["choices"][0].get("delta") or {}
                         text = delta.get("content")
                         if text:
                             count += 1
+                            if leading:
+                                text = text.lstrip()
+                                leading = not text
+                        if text:
                             put("text", text)
                         if delta.get("tool_calls"):
                             put("tool_calls", delta["tool_calls"])

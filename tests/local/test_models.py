@@ -14,7 +14,7 @@ from backends.local.models import HubFile, ModelStore, default_models_dir, parse
 def test_catalog_lists_the_starter_first_and_the_curated_models() -> None:
     catalog = load_catalog()
     assert catalog[0] is starter_entry() and catalog[0].is_package
-    assert catalog[0].chat_format == "gemma" and "base model" in catalog[0].description
+    assert catalog[0].chat_format == "transcript" and "base model" in catalog[0].description
     ids = {entry.id for entry in catalog}
     for wanted in (
         "llama3.2-1b",

@@ -172,12 +172,12 @@ async def test_model_without_chat_template_needs_a_format(gemma_path: Path, tmp_
 async def test_catalog_file_without_template_uses_the_catalog_format(
     gemma_path: Path,
 ) -> None:
-    # The starter's own file name: the catalog says it needs the "gemma" format.
+    # The starter's own file name: the catalog says it needs the "transcript" format.
     platform = LocalPlatform()
     session = platform.session(gemma_schema(gemma_path, chat_format="", max_tokens=2))
     session.context.append_user("Hi")
     assert "".join([p async for p in session.generate()])
-    assert session.model is not None and session.model.chat_format == "gemma"
+    assert session.model is not None and session.model.chat_format == "transcript"
     await platform.aclose()
     assert session.model.closed
 
