@@ -16,10 +16,9 @@ from collections.abc import Iterable
 HTTP_MODULES = ("httpx", "httpcore", "h11", "httpx_sse", "anyio", "anyio._backends._asyncio")
 """What the first request of an HTTP backend imports."""
 
-MODULES: dict[str, tuple[str, ...]] = {
-    "openai": (*HTTP_MODULES, "backends.openai.client", "backends.openai.sse"),
-    "fog": (*HTTP_MODULES, "backends.openai.client", "backends.openai.sse"),
-}
+_OPENAI_API = (*HTTP_MODULES, "backends.openai.client", "backends.openai.sse")
+
+MODULES: dict[str, tuple[str, ...]] = {"openai": _OPENAI_API, "fog": _OPENAI_API}
 """Modules to import per backend (the on-device backend loads its model on a thread)."""
 
 LANGUAGES = ("python", "bash", "json", "javascript")

@@ -70,11 +70,12 @@ def prepare_lexers(languages: Iterable[str]) -> list[str]:
 
     failed = []
     for name in languages:
+        if name not in _known_languages():
+            failed.append(name)
+            continue
         try:
-            if name not in _known_languages():
-                raise LookupError(name)
             get_lexer_by_name(name)
-        except Exception:
+        except Exception:  # a lexer that fails to build: its blocks fall back to plain text
             failed.append(name)
     return failed
 
