@@ -117,6 +117,10 @@ class LocalSettings:
     """Strings that end a reply when the model writes them."""
     models_dir: str = ""
     """Folder for downloaded models; empty means "models" in the data directory."""
+    cpu_extra_buffers: str = "auto"
+    """llama.cpp's CPU extra buffer types (weight repacking): "auto" turns them off on AMX
+    CPUs, where they can crash llama.cpp, and for a model whose engine crashed with them on;
+    "on" or "off" forces them."""
 
 
 @dataclass

@@ -37,6 +37,8 @@ class ChatOptions:
     top_p: float | None = None
     max_tokens: int | None = None
     tools: tuple[Tool, ...] = ()
+    chat_format: str = ""
+    """On-device chat format for this chat; empty uses ``[local] chat_format``."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -173,7 +175,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             model=options.model or starter_entry().id,
             system_prompts=options.system_prompts,
             functions=options.tools,
-            chat_format=local.chat_format,
+            chat_format=options.chat_format or local.chat_format,
             n_gpu_layers=local.n_gpu_layers,
             n_ctx=local.n_ctx,
             n_batch=local.n_batch,
@@ -187,6 +189,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             repeat_penalty=local.repeat_penalty,
             max_tokens=options.max_tokens,
             stop=tuple(local.stop),
+            cpu_extra_buffers=local.cpu_extra_buffers,  # type: ignore[arg-type]  # checked
             **options.extra,
         )
     if options.backend == "fog":

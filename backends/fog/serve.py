@@ -1,10 +1,14 @@
 """Running a fog node: llama-cpp-python's OpenAI-compatible server, TLS, a key, mDNS.
 
-:func:`serve` loads a GGUF model into ``llama_cpp.server`` (extra
-``llama-cpp-python[server]``), serves it with uvicorn over TLS with the certificate from
-``spezichat fog init``, requires the API key as bearer token, and advertises the node
-over mDNS once the port is open. Stopping (Ctrl+C, SIGTERM, or cancelling the task)
-shuts the server down and unregisters the service with goodbye packets.
+:func:`serve` binds the node's port and runs the inference in a worker process
+(:mod:`backends.fog.node_worker`): it loads a GGUF model into ``llama_cpp.server``
+(extra ``llama-cpp-python[server]``) and serves it with uvicorn over TLS with the
+certificate from ``spezichat fog init``, requiring the API key as bearer token. This
+process advertises the node over mDNS while the worker accepts connections. If the
+worker dies (a crash in llama.cpp, the out-of-memory killer), the node stops advertising
+at once (goodbye packets), starts a new worker in safe mode and advertises again once it
+serves; after too many deaths in a row it gives up with an error. Stopping (Ctrl+C,
+SIGTERM, or cancelling the task) ends the worker and unregisters the service.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from backends.errors import ConfigurationError
 from backends.fog.advertise import DEFAULT_NAME, FogAdvertiser, local_addresses
 from backends.fog.certs import NodeCertificates
 from backends.fog.config import DEFAULT_HOST
+from backends.local.safemode import ExtraBuffers
+
+MAX_DEATHS = 3
+"""Worker deaths within :data:`DEATH_WINDOW` seconds after which the node gives up."""
+DEATH_WINDOW = 120.0
 
 API_KEY_FILE = Path("auth") / "api_key"
 """Where ``fog init`` stores the node's API key, relative to the node directory."""
@@ -85,6 +94,8 @@ class ServeOptions:
     n_ctx: int = 4096
     n_gpu_layers: int = 0
     verbose: bool = False
+    cpu_extra_buffers: ExtraBuffers = "auto"
+    """llama.cpp's CPU extra buffer types: "auto" (off on AMX CPUs), "on" or "off"."""
 
     @property
     def model_id(self) -> str:
@@ -163,85 +174,187 @@ async def serve(
     *,
     on_ready: Callable[[str, FogAdvertiser | None], None] | None = None,
     on_request: Callable[[str], None] | None = None,
+    on_event: Callable[[str], None] | None = None,
     log_level: str = "info",
 ) -> None:
-    """Run the node until cancelled or interrupted; advertise it while it runs.
+    """Run the node until cancelled or interrupted; advertise it while its worker serves.
 
     ``on_ready(url, advertiser)`` is called once the port is open and the node is
-    advertised; ``on_request(line)`` for every request (token masked).
+    advertised; ``on_request(line)`` for every request (token masked); ``on_event(line)``
+    when the worker dies and when a new one serves again.
     """
-    import uvicorn
-
-    app = await asyncio.to_thread(build_app, options)
-    if on_request is not None:
-        app = log_requests(app, on_request)
-    certs = options.certificates
-    config = uvicorn.Config(
-        app,
-        host=options.listen,
-        port=options.port,
-        ssl_certfile=str(certs.server_cert) if certs else None,
-        ssl_keyfile=str(certs.server_key) if certs else None,
-        log_level=log_level,
-        lifespan="off",
-        # Ctrl+C means stop: idle keep-alive clients must not hold the node up for long.
-        timeout_graceful_shutdown=1,
-    )
-    server = _server_class()(config)
+    scheme = "https" if options.certificates else "http"
+    url = f"{scheme}://{options.listen}:{options.port}"
     sock = bind_socket(options.listen, options.port)
-    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    deaths: list[float] = []
+    mode: ExtraBuffers = options.cpu_extra_buffers
+    loop = asyncio.get_running_loop()
     try:
-        while not server.started and not task.done():
-            await asyncio.sleep(0.05)
-        if task.done():
-            task.result()  # raises what stopped the server
-            raise ConfigurationError(
-                "The fog node server stopped while starting.",
-                reason="uvicorn ended before it accepted connections (see the log above).",
-                suggestion="Check the certificate files and the model, then start again.",
-            )
-        scheme = "https" if certs else "http"
-        url = f"{scheme}://{options.listen}:{options.port}"
-        if options.advertise:
-            advertiser = FogAdvertiser(
-                options.port,
-                tls=certs is not None,
-                name=options.name,
-                host=options.host,
-                interfaces=options.interfaces,
-                addresses=_advertised_addresses(options),
-                properties={"model": options.model_id},
-            )
-            async with advertiser:
-                if on_ready is not None:
-                    on_ready(url, advertiser)
-                await asyncio.shield(task)
-        else:
-            if on_ready is not None:
-                on_ready(url, None)
-            await asyncio.shield(task)
+        while True:
+            async with _Worker(options, sock, mode, log_level, on_request) as worker:
+                await worker.ready()
+                if deaths and on_event is not None:
+                    on_event(f"A new inference process (pid {worker.pid}) serves at {url}.")
+                if options.advertise:
+                    async with _advertiser(options) as advertiser:
+                        if not deaths and on_ready is not None:
+                            on_ready(url, advertiser)
+                        elif on_event is not None:
+                            on_event(f"Advertised again as '{advertiser.registered_name}'.")
+                        how = await worker.wait()
+                else:
+                    if not deaths and on_ready is not None:
+                        on_ready(url, None)
+                    how = await worker.wait()
+            deaths = [t for t in deaths if loop.time() - t < DEATH_WINDOW] + [loop.time()]
+            if len(deaths) >= MAX_DEATHS:
+                raise ConfigurationError(
+                    "The fog node stopped: its inference process keeps dying.",
+                    reason=f"It died {len(deaths)} times within {DEATH_WINDOW:.0f} s; the "
+                    f"last one {how}.",
+                    suggestion="Check the model file and the free memory; a smaller model "
+                    "or context (--n-ctx) helps when memory runs out.",
+                )
+            mode = "off"
+            if on_event is not None:
+                on_event(
+                    f"The inference process {how}; the node is no longer advertised. "
+                    "Starting a new one with llama.cpp's CPU extra buffer types off "
+                    "(safe mode)."
+                )
     finally:
-        server.should_exit = True
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, 10)
         sock.close()
 
 
-def _server_class() -> type[Any]:
+def _advertiser(options: ServeOptions) -> FogAdvertiser:
+    return FogAdvertiser(
+        options.port,
+        tls=options.certificates is not None,
+        name=options.name,
+        host=options.host,
+        interfaces=options.interfaces,
+        addresses=_advertised_addresses(options),
+        properties={"model": options.model_id},
+    )
+
+
+class _Worker:
+    """The inference process of a node (:mod:`backends.fog.node_worker`)."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        sock: socket.socket,
+        mode: ExtraBuffers,
+        log_level: str,
+        on_request: Callable[[str], None] | None,
+    ) -> None:
+        self._options = options
+        self._sock = sock
+        self._mode = mode
+        self._log_level = log_level
+        self._on_request = on_request
+        self._process: asyncio.subprocess.Process | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    async def __aenter__(self) -> _Worker:
+        import json
+        import sys
+
+        from backends.fog.node_worker import options_to_dict
+        from backends.local.process import child_environment
+
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "backends.fog.node_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=(self._sock.fileno(),),
+            env=child_environment(),
+            start_new_session=True,
+        )
+        data = {
+            **options_to_dict(self._options),
+            "fd": self._sock.fileno(),
+            "extra_buffers": self._mode,
+            "log_level": self._log_level,
+            "log_requests": self._on_request is not None,
+        }
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(data).encode() + b"\n")
+        await self._process.stdin.drain()
+        self._ready = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self) -> None:
+        import json
+
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if "ready" in message and self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            elif "request" in message and self._on_request is not None:
+                self._on_request(str(message["request"]))
+
+    async def ready(self) -> None:
+        """Wait until the worker accepts connections; raise if it died first."""
+        assert self._ready is not None and self._reader is not None
+        await asyncio.wait([self._ready, self._reader], return_when=asyncio.FIRST_COMPLETED)
+        if not self._ready.done():
+            how = await self.wait()
+            raise ConfigurationError(
+                "The fog node's server stopped while starting.",
+                reason=f"Its inference process {how} before it accepted connections "
+                "(see the log above).",
+                suggestion="Check the certificate files and the model, then start again.",
+            )
+
+    async def wait(self) -> str:
+        """Wait for the worker to end; how it ended ("was killed by SIGSEGV ...")."""
+        from backends.local.process import describe_exit
+
+        assert self._process is not None and self._reader is not None
+        await asyncio.shield(self._reader)
+        returncode = await self._process.wait()
+        return f"(pid {self._process.pid}) {describe_exit(returncode)[0]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        assert process.stdin is not None
+        with contextlib.suppress(OSError):
+            process.stdin.write(b'{"op": "stop"}\n')
+            await process.stdin.drain()
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), 10)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def quiet_server(config: Any) -> Any:
+    """A uvicorn server that leaves signal handling to the process that runs it."""
     import uvicorn
 
     class QuietServer(uvicorn.Server):
-        """A uvicorn server that leaves signal handling to the caller.
-
-        Ctrl+C then cancels the caller's task, which unregisters the mDNS service before
-        the server shuts down, instead of uvicorn re-raising the signal afterwards.
-        """
-
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    return QuietServer
+    return QuietServer(config)
 
 
 def bind_socket(listen: str, port: int) -> socket.socket:

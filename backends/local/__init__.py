@@ -19,9 +19,10 @@ _EXPORTS = {
     "HubFile": "models",
     "ModelStore": "models",
     "parse_spec": "models",
-    "LoadedModel": "platform",
+    "Engine": "process",
+    "EngineInfo": "process",
     "LocalPlatform": "platform",
-    "LocalSchema": "platform",
+    "LocalSchema": "schema",
     "LocalSession": "session",
 }
 
@@ -30,8 +31,9 @@ __all__ = [
     "DownloadProgress",
     "DownloadResult",
     "Downloader",
+    "Engine",
+    "EngineInfo",
     "HubFile",
-    "LoadedModel",
     "LocalPlatform",
     "LocalSchema",
     "LocalSession",
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
     from backends.local.catalog import CatalogEntry, load_catalog
     from backends.local.download import Downloader, DownloadProgress, DownloadResult
     from backends.local.models import HubFile, ModelStore, parse_spec
-    from backends.local.platform import LoadedModel, LocalPlatform, LocalSchema
+    from backends.local.platform import LocalPlatform
+    from backends.local.process import Engine, EngineInfo
+    from backends.local.schema import LocalSchema
     from backends.local.session import LocalSession
 
 

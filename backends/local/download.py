@@ -516,7 +516,8 @@ class Downloader:
         if status == 416:
             raise DownloadError(
                 reason="The server refused to resume the partial file (416).",
-                suggestion="Delete the model (`spezichat models --delete`) and download again.",
+                suggestion="Delete the partial file (`spezichat download --delete MODEL`) and "
+                "download again.",
             )
         raise DownloadError(reason=f"The file server answered HTTP {status}.")
 

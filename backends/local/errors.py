@@ -55,6 +55,18 @@ class GenerationError(LocalLLMError):
     )
 
 
+class EngineCrashedError(LocalLLMError):
+    """The engine process ended unexpectedly (a crash in llama.cpp, a kill, out of memory)."""
+
+    description = "The on-device engine stopped unexpectedly."
+    reason = "The process that runs llama.cpp ended while it was in use."
+    suggestion = (
+        "Send the message again: a fresh engine starts. If it keeps crashing, load the "
+        'model with CPU extra buffer types off (cpu_extra_buffers = "off"), a smaller '
+        "context (n_ctx) or another model."
+    )
+
+
 class CorruptModelError(LocalLLMError):
     """The file is not a GGUF model, or it is truncated or damaged."""
 

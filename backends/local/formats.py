@@ -33,6 +33,9 @@ EXAMPLE = (
 STOP = ["\nUser:", "\nAssistant:"]
 """Where the model starts writing the next turn itself: the answer ends there."""
 
+TOOL_CHAT_FORMATS = ("chatml-function-calling", "functionary", "functionary-v1", "functionary-v2")
+"""llama-cpp-python chat formats that parse tool calls themselves."""
+
 _SPEAKERS = {"user": "User", "assistant": "Assistant", "tool": "Tool result"}
 
 
@@ -74,4 +77,11 @@ def register_formats() -> None:
         llama_chat_format.register_chat_format(TRANSCRIPT)(formatter)
 
 
-__all__ = ["PREAMBLE", "STOP", "TRANSCRIPT", "register_formats", "transcript_prompt"]
+__all__ = [
+    "PREAMBLE",
+    "STOP",
+    "TOOL_CHAT_FORMATS",
+    "TRANSCRIPT",
+    "register_formats",
+    "transcript_prompt",
+]

@@ -1,89 +1,37 @@
-"""A conversation with an on-device model.
+"""A conversation with an on-device model, answered by its engine process.
 
-llama.cpp generates in a worker thread (it releases the GIL while it computes); each
-token is handed to the event loop with ``loop.call_soon_threadsafe`` into an asyncio
-queue, and the thread checks a stop flag between tokens, so ``cancel()`` takes effect
-after the current token. Before each request the conversation is fitted into the context
-window by leaving out the oldest non-system messages; a :class:`~backends.events.Notice`
-tells the user when that happens.
+Each request goes to the engine (:mod:`backends.local.process`) that holds the model; its
+answers arrive on the engine's reader thread and are handed to the event loop through a
+small queue, several tokens per wake-up when the loop is busy. ``cancel()`` stops the
+stream at once and tells the engine to stop after the current token. The engine fits
+the conversation into the context window by leaving out the oldest non-system messages;
+a :class:`~backends.events.Notice` tells the user when that happens.
+
+If the engine dies (a crash in llama.cpp, a kill, the out-of-memory killer) the reply
+ends with :class:`~backends.local.errors.EngineCrashedError`; what arrived is kept and
+marked, and the next request starts a fresh engine. A crash before the engine's first
+reply with llama.cpp's CPU extra buffer types on is retried once in safe mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from backends.context import Context, ToolCall
-from backends.errors import LLMError
 from backends.events import Notice, PlatformEvent, TextDelta, ToolCallsDone, Usage
-from backends.local.errors import (
-    GenerationError,
-    ModelNotReadyError,
-    PromptTooLongError,
-    ToolsUnsupportedError,
-)
-from backends.local.formats import TRANSCRIPT
-from backends.local.platform import LoadedModel, LocalPlatform, LocalSchema
+from backends.local.errors import EngineCrashedError, ToolsUnsupportedError
+from backends.local.process import Engine, EngineInfo
+from backends.local.schema import LocalSchema
 from backends.local.toolcalls import ToolCallScanner
 from backends.session import Session
 
 if TYPE_CHECKING:
     from backends.functions import Tool
-
-MESSAGE_OVERHEAD = 8
-"""Tokens a chat template adds around each message (role markers), generously counted."""
-DEFAULT_REPLY_RESERVE = 512
-"""Tokens kept free for the reply when max_tokens is unset."""
-
-Put = Callable[[str, Any], None]
-
-
-def fit_messages(
-    model: LoadedModel,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
-    reserve: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """Leave out the oldest non-system messages until the prompt fits the context window.
-
-    Returns the messages to send and how many were left out. Call with the model's lock
-    held (it tokenizes).
-    """
-    counts = [model.count_tokens(_message_text(message)) + MESSAGE_OVERHEAD for message in messages]
-    fixed = model.count_tokens(json.dumps(tools)) if tools else 0
-    budget = model.n_ctx - reserve - fixed
-    total = sum(counts)
-    if total <= budget:
-        return messages, 0
-    system = [i for i, m in enumerate(messages) if m["role"] == "system"]
-    others = [i for i, m in enumerate(messages) if m["role"] != "system"]
-    dropped = 0
-    while total > budget and len(others) > 1:
-        total -= counts[others.pop(0)]
-        dropped += 1
-        # A conversation must start with a user turn: drop orphaned replies and results.
-        while len(others) > 1 and messages[others[0]]["role"] != "user":
-            total -= counts[others.pop(0)]
-            dropped += 1
-    if total > budget:
-        raise PromptTooLongError(
-            reason=(
-                f"The system prompt and the last message take about {total + fixed} tokens; "
-                f"the context window holds {model.n_ctx}, with {reserve} kept for the reply."
-            ),
-        )
-    return [messages[i] for i in sorted(system + others)], dropped
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    text = message.get("content") or ""
-    calls = message.get("tool_calls")
-    return text + json.dumps(calls) if calls else text
+    from backends.local.platform import LocalPlatform
 
 
 class LocalSession(Session[LocalSchema]):
@@ -95,35 +43,62 @@ class LocalSession(Session[LocalSchema]):
         self, platform: LocalPlatform, schema: LocalSchema, context: Context | None = None
     ) -> None:
         super().__init__(platform, schema, context)
-        self.model: LoadedModel | None = None
-        """The loaded model once the first generation has set it up."""
-        self._stop = threading.Event()
+        self.engine: Engine | None = None
+        """The engine that answered (or answers) this session's last request."""
+        self._running: tuple[Engine, int] | None = None
 
     async def _setup(self) -> None:
-        self.model = await asyncio.to_thread(self.platform.model, self.schema)
+        self.engine = await asyncio.to_thread(self.platform.engine, self.schema)
 
     def _on_cancel(self) -> None:
-        self._stop.set()
+        running = self._running
+        if running is not None:
+            running[0].cancel(running[1])
 
     async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
-        model = self.model
-        if model is None or model.closed:
-            # Unloaded meanwhile (another model took its place): load it again.
-            model = self.model = await asyncio.to_thread(self.platform.model, self.schema)
-        tools = self._tools(model, self.schema.functions)
-        stop = self._stop = threading.Event()
         if self.cancelled:
-            stop.set()
-        loop = asyncio.get_running_loop()
-        handoff = _Handoff(loop)
-        messages = context.to_messages()
-        try:
-            ended = loop.run_in_executor(
-                model.executor, self._run, model, messages, tools, stop, handoff.put
-            )
-        except RuntimeError as exc:  # the model was unloaded a moment ago
-            raise ModelNotReadyError(reason="The model was unloaded before the reply.") from exc
-        scanner = ToolCallScanner() if tools and not model.parses_tool_calls else None
+            return
+        engine = self.engine
+        if engine is None or not engine.alive:
+            # Died or unloaded meanwhile (another model took its place): start it again.
+            engine = self.engine = await asyncio.to_thread(self.platform.engine, self.schema)
+        streamed = False
+        while True:
+            if engine.notice:
+                notice, engine.notice = engine.notice, ""
+                yield Notice(notice)
+            try:
+                async for event in self._ask(engine, context):
+                    streamed = True
+                    yield event
+                return
+            except EngineCrashedError:
+                if streamed or self.cancelled:
+                    raise
+                replacement = await asyncio.to_thread(self.platform.recover, self.schema, engine)
+                if replacement is None:
+                    raise
+                engine = self.engine = replacement
+                streamed = True  # one retry at most
+
+    async def _ask(self, engine: Engine, context: Context) -> AsyncIterator[PlatformEvent]:
+        """One request to ``engine``; the events it answers with."""
+        assert engine.info is not None
+        tools = self._tools(engine.info, self.schema.functions)
+        handoff = _Handoff(asyncio.get_running_loop())
+        request = {
+            "messages": context.to_messages(),
+            "tools": tools or None,
+            "sampling": self.schema.sampling(),
+            "max_tokens": self.schema.max_tokens,
+        }
+        while not engine.busy.acquire(blocking=False):
+            await asyncio.sleep(0.005)  # another session's reply is still running
+        rid = engine.begin(request, handoff.put)
+        self._running = (engine, rid)
+        if self.cancelled:
+            engine.cancel(rid)
+        scanner = ToolCallScanner() if tools and not engine.info.parses_tool_calls else None
         native: dict[int, dict[str, str]] = {}
         usage: tuple[int, int] | None = None
         finished = False
@@ -139,10 +114,7 @@ class LocalSession(Session[LocalSchema]):
                 elif kind == "tool_calls":
                     _merge_tool_deltas(native, value)
                 elif kind == "error":
-                    error = _map_error(value)
-                    if error is value:
-                        raise error
-                    raise error from value
+                    raise value
                 else:  # "done"
                     usage = value
                     break
@@ -157,85 +129,32 @@ class LocalSession(Session[LocalSchema]):
             )
             finished = True
         finally:
+            self._running = None
             if not finished:
-                stop.set()
-            await asyncio.shield(ended)
+                # The consumer stopped early: the engine stops after the current token and
+                # frees itself for the next request when it has.
+                engine.cancel(rid)
         if usage is not None:
             prompt, completion = usage
             yield Usage(prompt, completion, prompt + completion)
         if calls:
             yield ToolCallsDone(calls)
 
-    def _tools(self, model: LoadedModel, functions: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    def _tools(self, info: EngineInfo, functions: tuple[Tool, ...]) -> list[dict[str, Any]]:
         if not functions:
             return []
-        if not model.supports_tools:
+        if not info.supports_tools:
             how = (
-                f"chat format '{model.chat_format}'"
-                if model.chat_format
+                f"chat format '{info.chat_format}'"
+                if info.chat_format
                 else "the chat template in the GGUF file"
             )
+            name = self.engine.name if self.engine is not None else self.schema.model
             raise ToolsUnsupportedError(
-                f"{model.name} cannot call functions.",
+                f"{name} cannot call functions.",
                 reason=f"{how} has no support for tool calls.",
             )
         return [tool.to_openai() for tool in functions]
-
-    def _run(
-        self,
-        model: LoadedModel,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        stop: threading.Event,
-        put: Put,
-    ) -> None:
-        """Generate in the worker thread, handing every piece to the event loop."""
-        try:
-            with model.lock:
-                if model.closed:
-                    raise ModelNotReadyError(reason="The model was unloaded before the reply.")
-                max_tokens = self.schema.max_tokens
-                reserve = min(max_tokens or DEFAULT_REPLY_RESERVE, model.n_ctx // 2)
-                fitted, dropped = fit_messages(model, messages, tools or None, reserve)
-                if dropped:
-                    put(
-                        "notice",
-                        f"The conversation is longer than the model's {model.n_ctx}-token "
-                        f"context window: the {dropped} oldest message(s) were left out of "
-                        "this reply (they stay in the conversation).",
-                    )
-                arguments = self.schema.sampling()
-                if tools:
-                    arguments["tools"] = tools
-                    arguments["tool_choice"] = "auto"
-                stream = model.llama.create_chat_completion(
-                    messages=fitted, stream=True, **arguments
-                )
-                count = 0
-                # After the transcript's cue "Assistant:" a reply starts with a space.
-                leading = model.chat_format == TRANSCRIPT
-                try:
-                    for chunk in stream:
-                        delta = chunk["choices"][0].get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            count += 1
-                            if leading:
-                                text = text.lstrip()
-                                leading = not text
-                        if text:
-                            put("text", text)
-                        if delta.get("tool_calls"):
-                            put("tool_calls", delta["tool_calls"])
-                        if stop.is_set():
-                            break
-                finally:
-                    stream.close()
-                # llama.cpp keeps the evaluated tokens: the prompt plus what it generated.
-                prompt = max(int(model.llama.n_tokens) - count, 0)
-            put("done", (prompt, count))
-        except BaseException as exc:
-            put("error", exc)
 
 
 class _Handoff:
@@ -281,18 +200,3 @@ def _merge_tool_deltas(calls: dict[int, dict[str, str]], deltas: list[dict[str, 
         if function.get("name"):
             item["name"] = function["name"]
         item["arguments"] += function.get("arguments") or ""
-
-
-def _map_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, LLMError) or not isinstance(exc, Exception):
-        return exc
-    message = str(exc)
-    if "exceed context window" in message:
-        return PromptTooLongError(reason=f"llama.cpp: {message}")
-    if "alternate" in message or "template" in message.lower():
-        return GenerationError(
-            "The model's chat template rejected the conversation.",
-            reason=message,
-            suggestion="Start a new chat, or set another chat format (local.chat_format).",
-        )
-    return GenerationError(reason=f"llama.cpp: {type(exc).__name__}: {message}")

@@ -44,6 +44,6 @@ def gemma_schema(path: Path, **overrides: object) -> LocalSchema:
 def gemma_platform(gemma_path: Path) -> Iterator[LocalPlatform]:
     """A platform holding the Gemma model, loaded once for the whole module."""
     platform = LocalPlatform(store=ModelStore(gemma_path.parent / "unused-models"))
-    platform.model(gemma_schema(gemma_path))
+    platform.engine(gemma_schema(gemma_path))
     yield platform
     platform.unload_all()

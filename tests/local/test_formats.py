@@ -8,7 +8,8 @@ import pytest
 
 from backends.events import TextDelta, Usage
 from backends.local.formats import PREAMBLE, STOP, TRANSCRIPT, transcript_prompt
-from backends.local.platform import LocalPlatform, known_chat_formats
+from backends.local.engine import known_chat_formats
+from backends.local.platform import LocalPlatform
 from tests.local.conftest import gemma_schema
 
 
@@ -51,7 +52,8 @@ async def test_the_starter_answers_in_one_turn_and_stops(gemma_path: Path) -> No
     session.context.append_user(question)
     events = [event async for event in session.stream()]
     await platform.aclose()
-    assert session.model is not None and session.model.chat_format == TRANSCRIPT
+    assert session.engine is not None and session.engine.info is not None
+    assert session.engine.info.chat_format == TRANSCRIPT
     reply = "".join(event.text for event in events if isinstance(event, TextDelta))
     usage = next(event for event in events if isinstance(event, Usage))
     assert reply.strip() and reply == reply.lstrip()  # no space left from the cue

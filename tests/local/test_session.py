@@ -48,7 +48,7 @@ async def test_streams_tokens_through_the_states(
     assert reply.role is Role.ASSISTANT and reply.complete
     assert reply.content == "".join(pieces)
     # The model was loaded once by the fixture and is shared, not loaded again.
-    assert session.model is gemma_platform.loaded[0]
+    assert session.engine is gemma_platform.loaded[0]
 
 
 async def test_same_seed_gives_the_same_reply(
@@ -177,9 +177,12 @@ async def test_catalog_file_without_template_uses_the_catalog_format(
     session = platform.session(gemma_schema(gemma_path, chat_format="", max_tokens=2))
     session.context.append_user("Hi")
     assert "".join([p async for p in session.generate()])
-    assert session.model is not None and session.model.chat_format == "transcript"
+    engine = session.engine
+    assert engine is not None and engine.info is not None
+    assert engine.info.chat_format == "transcript"
     await platform.aclose()
-    assert session.model.closed
+    # Unloading ends the engine process.
+    assert not engine.alive and engine.process.returncode is not None
 
 
 async def test_unknown_chat_format(gemma_path: Path) -> None:
@@ -218,12 +221,14 @@ async def test_truncated_and_foreign_files(gemma_path: Path, tmp_path: Path) -> 
 
 def test_gpu_layers_default_follows_the_build(gemma_path: Path) -> None:
     platform = LocalPlatform()
-    model = platform.model(gemma_schema(gemma_path, n_ctx=128))
-    assert model.n_gpu_layers == (-1 if gpu_offload_supported() else 0)
-    explicit = LocalPlatform().model(gemma_schema(gemma_path, n_ctx=128, n_gpu_layers=0))
+    model = platform.engine(gemma_schema(gemma_path, n_ctx=128)).info
+    assert model is not None and model.n_gpu_layers == (-1 if gpu_offload_supported() else 0)
+    other = LocalPlatform()
+    explicit = other.engine(gemma_schema(gemma_path, n_ctx=128, n_gpu_layers=0)).info
+    assert explicit is not None
     assert explicit.n_gpu_layers == 0 and explicit.n_ctx == 128 and model.n_ctx_train == 32768
     platform.unload_all()
-    explicit.close()
+    other.unload_all()
 
 
 async def test_starter_is_assembled_from_the_package_without_network(tmp_path: Path) -> None:
@@ -232,7 +237,7 @@ async def test_starter_is_assembled_from_the_package_without_network(tmp_path: P
     session = platform.session(gemma_schema(Path("x"), model="gemma3-270m-starter", max_tokens=2))
     session.context.append_user("Hello")
     assert "".join([p async for p in session.generate()])
-    assert session.model is not None and session.model.path == store.starter_path()
+    assert session.engine is not None and session.engine.path == store.starter_path()
     assert [m.name for m in store.installed()] == ["gemma3-270m-starter"]
     await platform.aclose()
     shutil.rmtree(tmp_path / "models")

@@ -35,6 +35,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
     parser.add_argument(
+        "--chat-format",
+        metavar="NAME",
+        help="on-device chat format for a model without a chat template (for example "
+        "chatml, gemma, transcript); default: [local] chat_format",
+    )
+    parser.add_argument(
         "--tools",
         metavar="FILE.py",
         help="offer the @llm_function tools of a Python file to the model; each call is "
@@ -88,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     # Before onboarding, the offline starter model answers: real, with no account and no
     # network (the mock model would only pretend).
     backend = args.backend or settings.general.backend or "local"
+    if args.chat_format and backend != "local":
+        return usage_error("ask", "--chat-format applies to the local backend only")
     system = tuple(args.system) if args.system else (settings.general.system_prompt,)
     options = ChatOptions(
         backend=backend,
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature if args.temperature is not None else None,
         max_tokens=args.max_tokens,
         tools=tools,
+        chat_format=args.chat_format or "",
     )
     try:
         from tui.commands.discover import client_overrides

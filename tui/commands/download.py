@@ -144,6 +144,7 @@ async def list_local(settings: Any) -> list[tuple[str, str]]:
     store = _store(settings)
     installed = store.installed()
     present = {model.entry.id for model in installed if model.entry is not None}
+    safe = _safe_mode_notes(settings, installed)
     rows: list[tuple[str, str]] = []
     for entry in load_catalog():
         if entry.is_package:
@@ -158,8 +159,35 @@ async def list_local(settings: Any) -> list[tuple[str, str]]:
             entry.license,
             state,
         ]
+        if entry.id in safe:
+            details.append(safe[entry.id])
         rows.append((entry.id, " · ".join(details)))
     for model in installed:
         if model.entry is None:
-            rows.append((model.name, f"{human_size(model.size)} · downloaded · {model.path}"))
+            detail = f"{human_size(model.size)} · downloaded · {model.path}"
+            if model.name in safe:
+                detail += f" · {safe[model.name]}"
+            rows.append((model.name, detail))
     return rows
+
+
+def _safe_mode_notes(settings: Any, installed: list[Any]) -> dict[str, str]:
+    """Models that load with llama.cpp's CPU extra buffer types off, and why."""
+    from backends.local.catalog import load_catalog
+    from backends.local.platform import default_safe_mode_file
+    from backends.local.safemode import SafeModeMemory, cpu_has_amx
+
+    mode = settings.local.cpu_extra_buffers
+    names = [entry.id for entry in load_catalog()] + [m.name for m in installed]
+    if mode == "off":
+        return dict.fromkeys(names, "safe mode: CPU extra buffers off (configured)")
+    if mode != "auto":
+        return {}
+    if cpu_has_amx():
+        return dict.fromkeys(names, "safe mode: CPU extra buffers off (AMX CPU)")
+    remembered = SafeModeMemory(default_safe_mode_file()).models()
+    return {
+        model.name: "safe mode: CPU extra buffers off (the engine crashed with them on)"
+        for model in installed
+        if str(model.path.resolve()) in remembered
+    }

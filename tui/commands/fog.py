@@ -100,6 +100,13 @@ def add_parser(subparsers: Any) -> None:
     _advertise_options(serve)
     serve.add_argument("--chat-format", help="chat template override (for example gemma)")
     serve.add_argument(
+        "--cpu-extra-buffers",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="llama.cpp's CPU extra buffer types; auto turns them off on AMX CPUs, where "
+        "they can crash llama.cpp (default: %(default)s)",
+    )
+    serve.add_argument(
         "--n-ctx", type=int, default=4096, help="context window in tokens (default: %(default)s)"
     )
     serve.add_argument(
@@ -305,6 +312,7 @@ def _serve(args: argparse.Namespace) -> int:
         chat_format=args.chat_format,
         n_ctx=args.n_ctx,
         n_gpu_layers=args.n_gpu_layers,
+        cpu_extra_buffers=args.cpu_extra_buffers,
     )
 
     def ready(url: str, advertiser: FogAdvertiser | None) -> None:
@@ -326,7 +334,7 @@ async def _serve_main(options: Any, ready: Any, serve: Any) -> int:
         print(line, flush=True)
 
     try:
-        await serve(options, on_ready=ready, on_request=request)
+        await serve(options, on_ready=ready, on_request=request, on_event=request)
     finally:
         print("Stopped; the node is no longer advertised.", flush=True)
     return 0

@@ -1,0 +1,406 @@
+"""The on-device engine: one llama.cpp model in a process of its own.
+
+:class:`~backends.local.process.Engine` starts ``python -m backends.local.engine`` for
+each loaded model and speaks :mod:`backends.local.protocol` with it over pipes. Whatever
+llama.cpp does here (a segmentation fault in a CPU kernel, an abort on a damaged file,
+the kernel's out-of-memory killer) ends this process only; the app turns it into a typed
+error and starts a fresh engine for the next message.
+
+The process reads its requests on a thread of their own, so a ``cancel`` arrives while
+a reply is being generated, and the end of standard input (the app exited, however it
+exited) ends the engine at once, even in the middle of a computation.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import IO, Any
+
+from backends.errors import ConfigurationError, LLMError
+from backends.local import safemode
+from backends.local.errors import (
+    ChatTemplateMissingError,
+    ContextSizeError,
+    CorruptModelError,
+    GenerationError,
+    OutOfMemoryError,
+    PromptTooLongError,
+)
+from backends.local.formats import TRANSCRIPT, register_formats
+from backends.local.protocol import decode, encode
+
+DEFAULT_CONTEXT_CAP = 8192
+"""Largest context window used when none is configured (the KV cache grows with it)."""
+MESSAGE_OVERHEAD = 8
+"""Tokens a chat template adds around each message (role markers), generously counted."""
+DEFAULT_REPLY_RESERVE = 512
+"""Tokens kept free for the reply when max_tokens is unset."""
+
+Send = Callable[[dict[str, Any]], None]
+
+_ERROR_LINES: deque[str] = deque(maxlen=4)
+_log_callback: Any = None
+
+
+def _route_llama_logs() -> None:
+    """Keep llama.cpp's log off the terminal; remember its error lines for messages."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        if level == 4:  # GGML_LOG_LEVEL_ERROR
+            _ERROR_LINES.append(text.decode("utf-8", "replace").rstrip())
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _log_callback = callback
+
+
+def _llama_errors() -> str:
+    """The error lines llama.cpp logged since the last call, joined."""
+    lines = [line.split(": ", 1)[-1] for line in _ERROR_LINES]
+    _ERROR_LINES.clear()
+    return "; ".join(dict.fromkeys(lines))
+
+
+def known_chat_formats() -> list[str]:
+    from llama_cpp import llama_chat_format
+
+    register_formats()
+    registry: Any = llama_chat_format.LlamaChatCompletionHandlerRegistry
+    return sorted(getattr(registry(), "_chat_handlers", {}))
+
+
+def _context_length(metadata: dict[str, str]) -> int:
+    architecture = metadata.get("general.architecture", "")
+    try:
+        return int(metadata.get(f"{architecture}.context_length", "0"))
+    except ValueError:
+        return 0
+
+
+class Model:
+    """The loaded model and what the app needs to know about it."""
+
+    def __init__(self, llama: Any, info: dict[str, Any]) -> None:
+        self.llama = llama
+        self.info = info
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.info["n_ctx"])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+def load(request: dict[str, Any]) -> Model:
+    """Open the model that a ``load`` request names, checking what can go wrong first."""
+    import llama_cpp
+    from llama_cpp import llama_chat_format
+
+    path = str(request["path"])
+    name = os.path.basename(path)
+    _route_llama_logs()
+    size = os.path.getsize(path)
+    try:
+        # The vocabulary-only load reads the metadata without allocating a context.
+        probe = llama_cpp.Llama(path, vocab_only=True, n_ctx=64, n_batch=64, verbose=False)
+    except ValueError as exc:
+        raise CorruptModelError(
+            reason=(
+                f"llama.cpp could not read {path} ({size} bytes): {_llama_errors() or exc}. "
+                "The file is truncated or damaged, or it needs a newer llama-cpp-python."
+            ),
+        ) from exc
+    metadata = dict(probe.metadata)
+    probe.close()
+
+    n_ctx_train = _context_length(metadata)
+    n_ctx: int | None = request.get("n_ctx")
+    if n_ctx is not None:
+        if n_ctx < 1:
+            raise ConfigurationError(
+                reason=f"The context size must be positive, not {n_ctx}.",
+                suggestion="Pass a positive number of tokens as n_ctx, or leave it unset.",
+            )
+        if n_ctx_train and n_ctx > n_ctx_train:
+            raise ContextSizeError(
+                reason=(
+                    f"{name} was trained on {n_ctx_train} tokens of context, and "
+                    f"{n_ctx} are configured."
+                ),
+            )
+    else:
+        n_ctx = min(n_ctx_train or DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP)
+
+    template = metadata.get("tokenizer.chat_template")
+    chat_format = request.get("chat_format") or (
+        None if template else request.get("catalog_chat_format")
+    )
+    if chat_format:
+        register_formats()
+        try:
+            llama_chat_format.get_chat_completion_handler(chat_format)
+        except (ValueError, llama_chat_format.LlamaChatCompletionHandlerNotFoundException) as exc:
+            raise ConfigurationError(
+                f"Unknown chat format '{chat_format}'.",
+                reason=f"llama-cpp-python knows: {', '.join(known_chat_formats())}.",
+                suggestion="Pass one of them as chat_format, or leave it empty.",
+            ) from exc
+    elif not template:
+        raise ChatTemplateMissingError(
+            reason=(
+                f"{name} carries no chat template, so spezichat cannot tell how to format "
+                "the conversation for it."
+            ),
+        )
+
+    n_gpu_layers = request.get("n_gpu_layers")
+    if n_gpu_layers is None:
+        n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    extra_buffers, why = safemode.resolve(safemode.check_mode(request.get("extra_buffers", "auto")))
+    try:
+        with safemode.extra_buffer_types(extra_buffers):
+            llama = llama_cpp.Llama(
+                path,
+                n_ctx=n_ctx,
+                n_batch=int(request.get("n_batch") or 512),
+                n_threads=request.get("n_threads"),
+                n_gpu_layers=n_gpu_layers,
+                flash_attn=bool(request.get("flash_attn")),
+                chat_format=chat_format or None,
+                verbose=False,
+            )
+    except ValueError as exc:
+        message = _llama_errors() or str(exc)
+        if "context" in str(exc):
+            raise OutOfMemoryError(
+                reason=f"llama.cpp could not create a {n_ctx}-token context for {name}: {message}",
+            ) from exc
+        raise CorruptModelError(
+            reason=f"llama.cpp could not load {path} ({size} bytes): {message}",
+        ) from exc
+    return Model(
+        llama,
+        {
+            "n_ctx": n_ctx,
+            "n_ctx_train": n_ctx_train,
+            "n_gpu_layers": n_gpu_layers,
+            "chat_format": chat_format or None,
+            "chat_template": None if chat_format else template,
+            "extra_buffers": extra_buffers,
+            "extra_buffers_note": why,
+        },
+    )
+
+
+def fit_messages(
+    model: Model,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    reserve: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Leave out the oldest non-system messages until the prompt fits the context window.
+
+    Returns the messages to send and how many were left out.
+    """
+    counts = [model.count_tokens(_message_text(message)) + MESSAGE_OVERHEAD for message in messages]
+    fixed = model.count_tokens(json.dumps(tools)) if tools else 0
+    budget = model.n_ctx - reserve - fixed
+    total = sum(counts)
+    if total <= budget:
+        return messages, 0
+    system = [i for i, m in enumerate(messages) if m["role"] == "system"]
+    others = [i for i, m in enumerate(messages) if m["role"] != "system"]
+    dropped = 0
+    while total > budget and len(others) > 1:
+        total -= counts[others.pop(0)]
+        dropped += 1
+        # A conversation must start with a user turn: drop orphaned replies and results.
+        while len(others) > 1 and messages[others[0]]["role"] != "user":
+            total -= counts[others.pop(0)]
+            dropped += 1
+    if total > budget:
+        raise PromptTooLongError(
+            reason=(
+                f"The system prompt and the last message take about {total + fixed} tokens; "
+                f"the context window holds {model.n_ctx}, with {reserve} kept for the reply."
+            ),
+        )
+    return [messages[i] for i in sorted(system + others)], dropped
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    text = message.get("content") or ""
+    calls = message.get("tool_calls")
+    return text + json.dumps(calls) if calls else text
+
+
+def generate(model: Model, request: dict[str, Any], stop: threading.Event, send: Send) -> None:
+    """Stream the reply to a ``generate`` request, ending with ``done``."""
+    rid = request["id"]
+    messages: list[dict[str, Any]] = request["messages"]
+    tools: list[dict[str, Any]] | None = request.get("tools") or None
+    max_tokens: int | None = request.get("max_tokens")
+    reserve = min(max_tokens or DEFAULT_REPLY_RESERVE, model.n_ctx // 2)
+    fitted, dropped = fit_messages(model, messages, tools, reserve)
+    if dropped:
+        send(
+            {
+                "ev": "notice",
+                "id": rid,
+                "text": f"The conversation is longer than the model's {model.n_ctx}-token "
+                f"context window: the {dropped} oldest message(s) were left out of this "
+                "reply (they stay in the conversation).",
+            }
+        )
+    arguments = dict(request.get("sampling") or {})
+    if tools:
+        arguments["tools"] = tools
+        arguments["tool_choice"] = "auto"
+    stream = model.llama.create_chat_completion(messages=fitted, stream=True, **arguments)
+    count = 0
+    # After the transcript's cue "Assistant:" a reply starts with a space.
+    leading = model.info["chat_format"] == TRANSCRIPT
+    try:
+        for chunk in stream:
+            delta = chunk["choices"][0].get("delta") or {}
+            text = delta.get("content")
+            if text:
+                count += 1
+                if leading:
+                    text = text.lstrip()
+                    leading = not text
+            if text:
+                send({"ev": "text", "id": rid, "text": text})
+            if delta.get("tool_calls"):
+                send({"ev": "tool_calls", "id": rid, "deltas": delta["tool_calls"]})
+            if stop.is_set():
+                break
+    finally:
+        stream.close()
+    # llama.cpp keeps the evaluated tokens: the prompt plus what it generated.
+    prompt = max(int(model.llama.n_tokens) - count, 0)
+    send({"ev": "done", "id": rid, "prompt": prompt, "completion": count})
+
+
+def map_error(exc: BaseException) -> LLMError:
+    """The typed error for what went wrong in llama-cpp-python."""
+    if isinstance(exc, LLMError):
+        return exc
+    message = str(exc)
+    if "exceed context window" in message:
+        return PromptTooLongError(reason=f"llama.cpp: {message}")
+    if "alternate" in message or "template" in message.lower():
+        return GenerationError(
+            "The model's chat template rejected the conversation.",
+            reason=message,
+            suggestion="Start a new chat, or choose another chat format for this model.",
+        )
+    if isinstance(exc, OSError) and exc.filename:
+        return CorruptModelError(reason=f"{exc.filename} cannot be read: {exc.strerror or exc}")
+    return GenerationError(reason=f"llama.cpp: {type(exc).__name__}: {message}")
+
+
+class _Requests:
+    """Reads requests on a thread; ``cancel`` acts at once, end of input ends the process."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._running: tuple[Any, threading.Event] | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._read, name="engine-requests", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self._source:
+            try:
+                request = decode(line)
+            except ValueError:
+                continue
+            if request.get("op") == "cancel":
+                with self._lock:
+                    if self._running is not None and self._running[0] == request.get("id"):
+                        self._running[1].set()
+                continue
+            self._queue.put(request)
+        # The app is gone (or closed the pipe): nothing is left to answer.
+        os._exit(0)
+
+    def next(self) -> dict[str, Any]:
+        return self._queue.get()
+
+    def running(self, rid: Any) -> threading.Event:
+        stop = threading.Event()
+        with self._lock:
+            self._running = (rid, stop)
+        return stop
+
+    def finished(self) -> None:
+        with self._lock:
+            self._running = None
+
+
+def serve(requests: _Requests, send: Send) -> int:
+    """Answer requests until ``quit``; a failed load ends the process with status 3."""
+    model: Model | None = None
+    while True:
+        request = requests.next()
+        op = request.get("op")
+        if op == "quit":
+            return 0
+        if op == "load":
+            try:
+                model = load(request)
+            except Exception as exc:
+                send({"ev": "error", "error": map_error(exc).to_dict()})
+                return 3
+            send({"ev": "loaded", "info": model.info})
+        elif op == "generate" and model is not None:
+            stop = requests.running(request.get("id"))
+            try:
+                generate(model, request, stop, send)
+            except Exception as exc:
+                send({"ev": "error", "id": request.get("id"), "error": map_error(exc).to_dict()})
+            finally:
+                requests.finished()
+
+
+def main() -> int:
+    # The protocol owns the real standard output; anything native code prints there
+    # goes to standard error instead, where the app keeps it for crash reports.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    # Ctrl+C at the terminal is the app's to handle: it stops a reply, not the engine.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable()
+    write_lock = threading.Lock()
+
+    def send(message: dict[str, Any]) -> None:
+        data = encode(message)
+        with write_lock:
+            out.write(data)
+
+    requests = _Requests(sys.stdin.buffer)
+    requests.start()
+    return serve(requests, send)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
