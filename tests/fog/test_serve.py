@@ -86,3 +86,59 @@ def dataclass_with_token(config: object, token: str) -> object:
     return dataclasses.replace(  # type: ignore[type-var]
         config, token=StaticToken(token), discovery_timeout=2.0
     )
+
+
+async def test_a_crashed_inference_process_is_unadvertised_and_replaced(
+    gemma_path: Path,
+    tmp_path: Path,
+    service_name: str,
+    node_processes: list[NodeProcess],
+) -> None:
+    import os
+    import signal
+
+    port = free_port()
+    node = NodeProcess(
+        [
+            *("fog", "serve", "--model", str(gemma_path), "--no-tls", "--no-auth"),
+            *("--port", str(port), "--interface", "127.0.0.1", "--name", service_name),
+            *("--chat-format", "gemma", "--n-ctx", "256", "--alias", "gemma-test"),
+        ]
+    )
+    node_processes.append(node)
+    await asyncio.to_thread(node.wait_for_line, "Press Ctrl+C", 120)
+    [worker] = _children(node.process.pid)
+    config = mdns_config(service_name, token=None, allow_http=True)
+
+    async with FogBrowser(config) as browser:
+        assert await browser.wait_for(lambda nodes: any(n.status == "ok" for n in nodes), 8)
+        os.kill(worker, signal.SIGSEGV)
+        # The node says so and sends goodbye packets: clients stop seeing it at once.
+        line = await asyncio.to_thread(node.wait_for_line, "no longer advertised", 20)
+        assert f"(pid {worker}) was killed by SIGSEGV" in line and "safe mode" in line
+        assert await browser.wait_for(lambda nodes: not nodes, 8)
+        # A new inference process serves, and the node is advertised again.
+        await asyncio.to_thread(node.wait_for_line, "Advertised again", 120)
+        assert await browser.wait_for(lambda nodes: any(n.status == "ok" for n in nodes), 8)
+    [fresh] = _children(node.process.pid)
+    assert fresh != worker
+
+    async with Runner([FogPlatform(config)]) as runner:
+        session = runner.session(FogSchema(model="gemma-test", max_completion_tokens=4))
+        session.context.append_user("Say hello.")
+        assert "".join([piece async for piece in session.generate()]).strip()
+    # Ctrl+C ends the node and its inference process.
+    assert await asyncio.to_thread(node.interrupt) == 0
+    assert node.process.returncode == 0
+    for _ in range(100):
+        if not Path(f"/proc/{fresh}").exists():
+            break
+        await asyncio.sleep(0.1)
+    assert not Path(f"/proc/{fresh}").exists()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,98 @@ def test_models_lists_catalog_and_downloads() -> None:
     assert any(line.startswith("qwen2.5-1.5b\t") and "not downloaded" in line for line in lines)
     plain = spezichat("models", "--backend", "local").stdout.splitlines()
     assert "llama3.2-3b" in plain and "\t" not in "".join(plain)
+
+
+def test_models_long_says_which_models_load_in_safe_mode() -> None:
+    settings = Settings()
+    settings.local.cpu_extra_buffers = "off"
+    settings.save()
+    lines = spezichat("models", "--backend", "local", "--long").stdout.splitlines()
+    assert lines and all("safe mode: CPU extra buffers off (configured)" in line for line in lines)
+    settings.local.cpu_extra_buffers = "on"
+    settings.save()
+    forced = spezichat("models", "--backend", "local", "--long").stdout
+    assert forced.strip() and "safe mode" not in forced
+
+
+def test_ask_chat_format_for_a_model_without_a_template(gemma_path: Path, tmp_path: Path) -> None:
+    unknown = tmp_path / "mystery-model.gguf"  # not in the catalog: no format known for it
+    unknown.symlink_to(gemma_path)
+    without = spezichat("ask", "--backend", "local", "--model", str(unknown), "hi")
+    assert without.returncode == 1 and "--chat-format" in without.stderr
+    done = spezichat(
+        "ask",
+        *("--backend", "local", "--model", str(unknown), "--chat-format", "transcript"),
+        *("--max-tokens", "12", "What is the capital of France?"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() and not done.stdout.startswith(" ")
+    wrong = spezichat("ask", "--backend", "mock", "--chat-format", "chatml", "hi")
+    assert wrong.returncode == 2 and "local backend only" in wrong.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def _ended(pid: int, timeout: float = 10.0) -> bool:
+    """Whether ``pid`` (not our child) is gone or a zombie within ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+        except (FileNotFoundError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _streaming_ask(gemma_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``ask`` writing a long reply; returns it once its engine has sent text."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tui", "ask", "--backend", "local", "--model", str(gemma_path)),
+            *(
+                "--max-tokens",
+                "400",
+                "--chat-format",
+                "gemma",
+                "Write a long story about a dragon.",
+            ),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    first = process.stdout.read(1)  # the first bytes of the reply: the engine is running
+    assert first, process.stderr.read() if process.stderr else ""
+    [engine] = _children(process.pid)
+    return process, engine
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
+def test_no_engine_outlives_ask(gemma_path: Path, sig: signal.Signals) -> None:
+    process, engine = _streaming_ask(gemma_path)
+    process.send_signal(sig)
+    process.wait(10)
+    assert _ended(engine), f"the engine {engine} still runs after {sig.name} to ask"
+    process.communicate()
+
+
+def test_a_crash_in_ask_exits_1_with_three_lines(gemma_path: Path) -> None:
+    process, engine = _streaming_ask(gemma_path)
+    os.kill(engine, signal.SIGSEGV)  # after the reply's first bytes reached stdout
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    text = err.decode()
+    assert "error: The on-device engine stopped unexpectedly." in text
+    assert "SIGSEGV (segmentation fault)" in text and "fix: Send the message again" in text

@@ -182,7 +182,9 @@ async def test_a_crash_while_loading_is_retried_once_in_safe_mode_and_remembered
 
 
 @pytestmark_slow
-async def test_a_crash_in_the_first_reply_before_any_token(gemma_path: Path, tmp_path: Path) -> None:
+async def test_a_crash_in_the_first_reply_before_any_token(
+    gemma_path: Path, tmp_path: Path
+) -> None:
     platform = platform_in(tmp_path)
     schema = gemma_schema(gemma_path, max_tokens=3, n_ctx=2048)
     engine = await asyncio.to_thread(platform.engine, schema)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from backends.events import TextDelta, Usage
-from backends.local.formats import PREAMBLE, STOP, TRANSCRIPT, transcript_prompt
 from backends.local.engine import known_chat_formats
+from backends.local.formats import PREAMBLE, STOP, TRANSCRIPT, transcript_prompt
 from backends.local.platform import LocalPlatform
 from tests.local.conftest import gemma_schema
 

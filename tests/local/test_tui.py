@@ -199,3 +199,61 @@ async def test_model_manager_downloads_uses_and_deletes(
         await pilot.press("y")
         await wait_until(pilot, lambda: not ModelStore().path_for(hub_file).exists(), "delete")
     assert Settings.load().general.model == "qwen2.5-0.5b"
+
+
+@pytest.mark.slow
+async def test_an_engine_crash_mid_reply_is_shown_saved_and_the_chat_goes_on(
+    make_app: Callable[[Settings], SpeziChatApp], app_store: Store, gemma_path: Path
+) -> None:
+    import os
+    import signal
+
+    from backends.context import Role
+    from backends.local.platform import LocalPlatform
+    from tests.tui.helpers import chat, send, type_text
+    from tui.widgets.messages import AssistantMessage, ErrorItem
+
+    settings = Settings()
+    settings.general.backend = "local"
+    settings.general.model = str(gemma_path)
+    settings.general.max_tokens = 400
+    settings.general.temperature = 0.0  # this prompt then runs to the token limit
+    settings.local.chat_format = "gemma"
+    settings.local.n_ctx = 1024
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = chat(pilot)
+        await type_text(pilot, "Write a long story about a dragon.")
+        await pilot.press("enter")
+        platform = app.platform()
+        assert isinstance(platform, LocalPlatform)
+
+        def streaming() -> bool:
+            session = screen.session
+            entry = session.context.streaming_entry() if session is not None else None
+            return bool(entry is not None and entry.content.strip() and platform.loaded)
+
+        await wait_until(pilot, streaming, "the reply streamed")
+        [engine] = platform.loaded
+        os.kill(engine.pid, signal.SIGSEGV)
+
+        def errors() -> list[ErrorItem]:
+            return [i for i in screen.log_view.items() if isinstance(i, ErrorItem)]
+
+        await wait_until(pilot, errors, "the crash was reported in the conversation")
+        assert "SIGSEGV" in errors()[-1].error.reason and not screen.generating
+        [conversation] = app_store.list_conversations()
+        stored = list(app_store.load_context(conversation.id))
+        question, partial = stored[-2], stored[-1]
+        assert question.role is Role.USER and "dragon" in question.content
+        assert partial.role is Role.ASSISTANT and partial.content.strip()
+        assert not partial.complete and partial.finish_reason == "error"
+
+        # The app keeps running and the next message is answered by a fresh engine.
+        await send(pilot, "Hello")
+        [fresh] = platform.loaded
+        assert fresh.pid != engine.pid
+        reply = [i for i in screen.log_view.items() if isinstance(i, AssistantMessage)][-1]
+        assert reply.text.strip()
+    # Leaving the app ends the engine.
+    assert fresh.process.poll() is not None

@@ -83,7 +83,7 @@ def prepare_lexers(languages: Iterable[str]) -> list[str]:
 @functools.cache
 def _known_languages() -> frozenset[str]:
     """The names of Pygments' own lexers (its plugins are left out)."""
-    from pygments.lexers import get_all_lexers  # type: ignore[import-untyped]
+    from pygments.lexers import get_all_lexers
 
     return frozenset(
         alias.lower()
