@@ -16,6 +16,7 @@ from backends.fog.errors import FogUnauthorizedError
 from backends.fog.platform import FogPlatform, FogSchema
 from backends.fog.serve import API_KEY_FILE, mask_token
 from tests.fog.conftest import NodeProcess, mdns_config
+from tests.support.processes import children, ended
 from tui.cli import main
 
 pytestmark = pytest.mark.slow
@@ -107,7 +108,7 @@ async def test_a_crashed_inference_process_is_unadvertised_and_replaced(
     )
     node_processes.append(node)
     await asyncio.to_thread(node.wait_for_line, "Press Ctrl+C", 120)
-    [worker] = _children(node.process.pid)
+    [worker] = children(node.process.pid)
     config = mdns_config(service_name, token=None, allow_http=True)
 
     async with FogBrowser(config) as browser:
@@ -120,7 +121,7 @@ async def test_a_crashed_inference_process_is_unadvertised_and_replaced(
         # A new inference process serves, and the node is advertised again.
         await asyncio.to_thread(node.wait_for_line, "Advertised again", 120)
         assert await browser.wait_for(lambda nodes: any(n.status == "ok" for n in nodes), 8)
-    [fresh] = _children(node.process.pid)
+    [fresh] = children(node.process.pid)
     assert fresh != worker
 
     async with Runner([FogPlatform(config)]) as runner:
@@ -130,15 +131,4 @@ async def test_a_crashed_inference_process_is_unadvertised_and_replaced(
     # Ctrl+C ends the node and its inference process.
     assert await asyncio.to_thread(node.interrupt) == 0
     assert node.process.returncode == 0
-    for _ in range(100):
-        if not Path(f"/proc/{fresh}").exists():
-            break
-        await asyncio.sleep(0.1)
-    assert not Path(f"/proc/{fresh}").exists()
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(p) for p in (task / "children").read_text().split()]
-    return found
+    assert await asyncio.to_thread(ended, fresh)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import children, ended
 from tui.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,29 +102,6 @@ def test_ask_chat_format_for_a_model_without_a_template(gemma_path: Path, tmp_pa
     assert wrong.returncode == 2 and "local backend only" in wrong.stderr
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(p) for p in (task / "children").read_text().split()]
-    return found
-
-
-def _ended(pid: int, timeout: float = 10.0) -> bool:
-    """Whether ``pid`` (not our child) is gone or a zombie within ``timeout`` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-        except (FileNotFoundError, IndexError):
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _streaming_ask(gemma_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     """``ask`` writing a long reply; returns it once its engine has sent text."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -145,7 +123,7 @@ def _streaming_ask(gemma_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     assert process.stdout is not None
     first = process.stdout.read(1)  # the first bytes of the reply: the engine is running
     assert first, process.stderr.read() if process.stderr else ""
-    [engine] = _children(process.pid)
+    [engine] = children(process.pid)
     return process, engine
 
 
@@ -154,7 +132,7 @@ def test_no_engine_outlives_ask(gemma_path: Path, sig: signal.Signals) -> None:
     process, engine = _streaming_ask(gemma_path)
     process.send_signal(sig)
     process.wait(10)
-    assert _ended(engine), f"the engine {engine} still runs after {sig.name} to ask"
+    assert ended(engine), f"the engine {engine} still runs after {sig.name} to ask"
     process.communicate()
 
 
