@@ -106,17 +106,25 @@ class Model:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
 
-def load(request: dict[str, Any]) -> Model:
-    """Open the model that a ``load`` request names, checking what can go wrong first."""
-    import llama_cpp
+def _check_format(name: str) -> None:
     from llama_cpp import llama_chat_format
 
-    path = str(request["path"])
-    name = os.path.basename(path)
-    _route_llama_logs()
-    size = os.path.getsize(path)
+    register_formats()
     try:
-        # The vocabulary-only load reads the metadata without allocating a context.
+        llama_chat_format.get_chat_completion_handler(name)
+    except (ValueError, llama_chat_format.LlamaChatCompletionHandlerNotFoundException) as exc:
+        raise ConfigurationError(
+            f"Unknown chat format '{name}'.",
+            reason=f"llama-cpp-python knows: {', '.join(known_chat_formats())}.",
+            suggestion="Pass one of them as chat_format, or leave it empty.",
+        ) from exc
+
+
+def _read_metadata(path: str, size: int) -> dict[str, str]:
+    """The GGUF metadata, from a vocabulary-only load (no weights, no context)."""
+    import llama_cpp
+
+    try:
         probe = llama_cpp.Llama(path, vocab_only=True, n_ctx=64, n_batch=64, verbose=False)
     except ValueError as exc:
         raise CorruptModelError(
@@ -127,84 +135,117 @@ def load(request: dict[str, Any]) -> Model:
         ) from exc
     metadata = dict(probe.metadata)
     probe.close()
+    return metadata
 
-    n_ctx_train = _context_length(metadata)
-    n_ctx: int | None = request.get("n_ctx")
-    if n_ctx is not None:
-        if n_ctx < 1:
-            raise ConfigurationError(
-                reason=f"The context size must be positive, not {n_ctx}.",
-                suggestion="Pass a positive number of tokens as n_ctx, or leave it unset.",
-            )
-        if n_ctx_train and n_ctx > n_ctx_train:
-            raise ContextSizeError(
-                reason=(
-                    f"{name} was trained on {n_ctx_train} tokens of context, and "
-                    f"{n_ctx} are configured."
-                ),
-            )
-    else:
-        n_ctx = min(n_ctx_train or DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP)
 
-    template = metadata.get("tokenizer.chat_template")
-    chat_format = request.get("chat_format") or (
-        None if template else request.get("catalog_chat_format")
-    )
-    if chat_format:
-        register_formats()
-        try:
-            llama_chat_format.get_chat_completion_handler(chat_format)
-        except (ValueError, llama_chat_format.LlamaChatCompletionHandlerNotFoundException) as exc:
-            raise ConfigurationError(
-                f"Unknown chat format '{chat_format}'.",
-                reason=f"llama-cpp-python knows: {', '.join(known_chat_formats())}.",
-                suggestion="Pass one of them as chat_format, or leave it empty.",
-            ) from exc
-    elif not template:
-        raise ChatTemplateMissingError(
-            reason=(
-                f"{name} carries no chat template, so spezichat cannot tell how to format "
-                "the conversation for it."
-            ),
+def load(request: dict[str, Any]) -> Model:
+    """Open the model that a ``load`` request names, checking what can go wrong.
+
+    The model is loaded once, with the configured context or the default cap, and then
+    checked against its own metadata (trained context, chat template): a separate
+    metadata read would cost as much as the load itself (its vocabulary is most of it).
+    Only a configured context above the cap is checked before, so that an impossible
+    one is refused without allocating it.
+    """
+    import llama_cpp
+
+    path = str(request["path"])
+    name = os.path.basename(path)
+    _route_llama_logs()
+    size = os.path.getsize(path)
+    explicit_format: str | None = request.get("chat_format") or None
+    catalog_format: str | None = request.get("catalog_chat_format") or None
+    for chat_format in (explicit_format, catalog_format):
+        if chat_format:
+            _check_format(chat_format)
+
+    configured: int | None = request.get("n_ctx")
+    if configured is not None and configured < 1:
+        raise ConfigurationError(
+            reason=f"The context size must be positive, not {configured}.",
+            suggestion="Pass a positive number of tokens as n_ctx, or leave it unset.",
         )
+    if configured is not None and configured > DEFAULT_CONTEXT_CAP:
+        _context_fits(_context_length(_read_metadata(path, size)), configured, name)
 
     n_gpu_layers = request.get("n_gpu_layers")
     if n_gpu_layers is None:
         n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
     extra_buffers, why = safemode.resolve(safemode.check_mode(request.get("extra_buffers", "auto")))
-    try:
-        with safemode.extra_buffer_types(extra_buffers):
-            llama = llama_cpp.Llama(
-                path,
-                n_ctx=n_ctx,
-                n_batch=int(request.get("n_batch") or 512),
-                n_threads=request.get("n_threads"),
-                n_gpu_layers=n_gpu_layers,
-                flash_attn=bool(request.get("flash_attn")),
-                chat_format=chat_format or None,
-                verbose=False,
-            )
-    except ValueError as exc:
-        message = _llama_errors() or str(exc)
-        if "context" in str(exc):
-            raise OutOfMemoryError(
-                reason=f"llama.cpp could not create a {n_ctx}-token context for {name}: {message}",
+
+    def open_model(n_ctx: int) -> Any:
+        try:
+            with safemode.extra_buffer_types(extra_buffers):
+                return llama_cpp.Llama(
+                    path,
+                    n_ctx=n_ctx,
+                    n_batch=int(request.get("n_batch") or 512),
+                    n_threads=request.get("n_threads"),
+                    n_gpu_layers=n_gpu_layers,
+                    flash_attn=bool(request.get("flash_attn")),
+                    chat_format=explicit_format,
+                    verbose=False,
+                )
+        except ValueError as exc:
+            message = _llama_errors() or str(exc)
+            if "context" in str(exc):
+                raise OutOfMemoryError(
+                    reason=f"llama.cpp could not create a {n_ctx}-token context for {name}: "
+                    f"{message}",
+                ) from exc
+            raise CorruptModelError(
+                reason=f"llama.cpp could not load {path} ({size} bytes): {message}",
             ) from exc
-        raise CorruptModelError(
-            reason=f"llama.cpp could not load {path} ({size} bytes): {message}",
-        ) from exc
+
+    n_ctx = configured or DEFAULT_CONTEXT_CAP
+    llama = open_model(n_ctx)
+    metadata = dict(llama.metadata)
+    n_ctx_train = _context_length(metadata)
+    try:
+        if configured is not None:
+            _context_fits(n_ctx_train, configured, name)
+        elif n_ctx_train and n_ctx_train < n_ctx:
+            # Trained on less than the cap (older models): use the model's own context.
+            llama.close()
+            n_ctx = n_ctx_train
+            llama = open_model(n_ctx)
+        template = metadata.get("tokenizer.chat_template")
+        chat_format = explicit_format or (None if template else catalog_format)
+        if chat_format is None and not template:
+            raise ChatTemplateMissingError(
+                reason=(
+                    f"{name} carries no chat template, so spezichat cannot tell how to "
+                    "format the conversation for it."
+                ),
+            )
+    except Exception:
+        llama.close()
+        raise
+    # Without an explicit format llama-cpp-python uses the GGUF's template; a catalog
+    # format applies where the file has none.
+    llama.chat_format = chat_format or llama.chat_format
     return Model(
         llama,
         {
             "n_ctx": n_ctx,
             "n_ctx_train": n_ctx_train,
             "n_gpu_layers": n_gpu_layers,
-            "chat_format": chat_format or None,
+            "chat_format": chat_format,
             "chat_template": None if chat_format else template,
             "extra_buffers": extra_buffers,
             "extra_buffers_note": why,
         },
     )
+
+
+def _context_fits(n_ctx_train: int, configured: int, name: str) -> None:
+    if n_ctx_train and configured > n_ctx_train:
+        raise ContextSizeError(
+            reason=(
+                f"{name} was trained on {n_ctx_train} tokens of context, and {configured} "
+                "are configured."
+            ),
+        )
 
 
 def fit_messages(
