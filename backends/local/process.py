@@ -138,6 +138,8 @@ class Engine:
         """Whether the process has not exited (loading, serving or closing)."""
         if self.process.returncode is not None:
             return False
+        if not hasattr(os, "waitid"):  # macOS
+            return self.process.poll() is None
         try:
             # The answer reader may be waiting for the exit status right now, which makes
             # Popen.poll() say nothing; WNOWAIT looks without taking the status away.
