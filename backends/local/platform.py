@@ -142,8 +142,7 @@ class LocalPlatform(Platform[LocalSchema]):
         spec = parse_spec(schema.model)
         path = self.store.resolve(spec)
         _check_gguf(path)
-        request = schema.load_request()
-        request["catalog_chat_format"] = _catalog_chat_format(spec, path)
+        request = self._load_request(schema, path)
         if request["extra_buffers"] == "auto" and self.safe_mode.is_safe_only(path):
             request["extra_buffers"] = "off"
         try:
@@ -153,17 +152,21 @@ class LocalPlatform(Platform[LocalSchema]):
                 raise
             return self._start_safe(schema, path, crash)
 
+    @staticmethod
+    def _load_request(schema: LocalSchema, path: Path) -> dict[str, Any]:
+        request = schema.load_request()
+        request["catalog_chat_format"] = _catalog_chat_format(parse_spec(schema.model), path)
+        return request
+
     def _start_safe(
         self, schema: LocalSchema, path: Path, crash: EngineCrashedError | None
     ) -> Engine:
         """Load again with the extra buffer types off, and remember that for the model."""
         why = crash.reason if crash is not None else "the engine crashed"
-        log.warning("loading %s again in safe mode: %s", path.name, why)
+        # Said to the user as a notice; the log stays off the terminal.
+        log.info("loading %s again in safe mode: %s", path.name, why)
         self.safe_mode.remember(path, why)
-        request = schema.load_request()
-        request["catalog_chat_format"] = _catalog_chat_format(parse_spec(schema.model), path)
-        request["extra_buffers"] = "off"
-        engine = self._load(path, request)
+        engine = self._load(path, {**self._load_request(schema, path), "extra_buffers": "off"})
         engine.notice = (
             "llama.cpp crashed with its CPU extra buffer types on, so the model was loaded "
             "again without them (safe mode, remembered for this model; it can be slower). "

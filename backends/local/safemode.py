@@ -133,7 +133,7 @@ class SafeModeMemory:
                 json.dump(data, handle, indent=2)
             os.replace(name, self.path)
         except OSError as exc:  # remembering is a convenience: the load goes on
-            log.warning("could not record safe mode for %s: %s", model, exc)
+            log.info("could not record safe mode for %s: %s", model, exc)
 
     def models(self) -> dict[str, str]:
         """Remembered model files and why each runs in safe mode."""
