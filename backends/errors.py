@@ -88,3 +88,15 @@ class ToolLoopError(LLMError):
     description = "The model called tools too many times in a row."
     reason = "The tool-calling loop reached its round limit without a final answer."
     suggestion = "Rephrase the request, or raise the tool round limit in the settings."
+
+
+class InvalidSecretError(ConfigurationError):
+    """An API key or token has characters that cannot go into an HTTP header.
+
+    The message names where the secret came from and what is wrong with it, never the
+    secret itself.
+    """
+
+    description = "The key cannot be used."
+    reason = "A key or token is printable ASCII without spaces, and this one is not."
+    suggestion = "Copy the key again from where it was issued and enter it once more."
