@@ -8,6 +8,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from tui.screens.chat import ChatScreen
+from tui.screens.dialogs import ToolApprovalDialog
 from tui.widgets.messages import AssistantMessage, ChatItem
 
 SIZE = (80, 24)
@@ -49,3 +50,14 @@ def items(pilot: Pilot[Any]) -> list[ChatItem]:
 
 def replies(pilot: Pilot[Any]) -> list[AssistantMessage]:
     return [item for item in items(pilot) if isinstance(item, AssistantMessage)]
+
+
+async def approval_dialog(pilot: Pilot[Any], *, ready: bool = True) -> ToolApprovalDialog:
+    """Wait for the function-approval dialog; with ``ready``, until it takes an answer."""
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.screen, ToolApprovalDialog), "the dialog")
+    dialog = app.screen
+    assert isinstance(dialog, ToolApprovalDialog)
+    if ready:
+        await wait_until(pilot, lambda: dialog.answerable, "the dialog taking answers")
+    return dialog

@@ -11,9 +11,8 @@ from textual.message import Message
 from backends.context import Role
 from backends.functions import llm_function
 from tests.support.openai_server import OpenAITestServer, Reply, ScriptedCall, quota_error
-from tests.tui.helpers import SIZE, chat, items, replies, send, type_text, wait_until
+from tests.tui.helpers import SIZE, approval_dialog, chat, items, replies, send, type_text, wait_until
 from tui.app import SpeziChatApp
-from tui.screens.dialogs import ToolApprovalDialog
 from tui.settings import Settings
 from tui.store import Store
 from tui.widgets.messages import AssistantMessage, ErrorItem, ToolCallItem, UserMessage
@@ -153,11 +152,7 @@ async def test_tool_call_needs_approval_and_its_result_reaches_the_model(
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "Weather in Berlin?")
         await pilot.press("enter")
-        await wait_until(
-            pilot, lambda: isinstance(app.screen, ToolApprovalDialog), "the approval dialog"
-        )
-        dialog = app.screen
-        assert isinstance(dialog, ToolApprovalDialog)
+        dialog = await approval_dialog(pilot)
         assert dialog.call.name == "get_weather"
         assert json.loads(dialog.call.arguments) == {"city": "Berlin"}
         await pilot.press("y")
@@ -186,9 +181,7 @@ async def test_declined_tool_call_is_reported_to_the_model(
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "Weather in Paris?")
         await pilot.press("enter")
-        await wait_until(
-            pilot, lambda: isinstance(app.screen, ToolApprovalDialog), "the approval dialog"
-        )
+        await approval_dialog(pilot)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not chat(pilot).generating, "the reply finished")
         tool = next(item for item in items(pilot) if isinstance(item, ToolCallItem))

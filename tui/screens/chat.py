@@ -167,7 +167,10 @@ class ChatScreen(Screen[None]):
             if not answer.done():
                 answer.set_result(bool(result))
 
-        self.app.push_screen(ToolApprovalDialog(call), settle)
+        dialog = ToolApprovalDialog(
+            call, last_keystroke=self.prompt.last_keystroke, type_ahead=self.prompt.type_ahead
+        )
+        self.app.push_screen(dialog, settle)
         return await answer
 
     # Conversations ------------------------------------------------------------------------

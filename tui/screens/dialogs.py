@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -69,10 +74,33 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ToolApprovalDialog(ConfirmDialog):
-    """Asks before a function the model requested runs."""
+TYPE_AHEAD_QUIET = 0.8
+"""Seconds without a key press before the approval dialog takes an answer."""
 
-    def __init__(self, call: ToolCall) -> None:
+TypeAhead = Callable[[str, str | None], None]
+"""Receives keys typed into an approval dialog before it is ready: (key, character)."""
+
+
+class ToolApprovalDialog(ConfirmDialog):
+    """Asks before a function the model requested runs.
+
+    The dialog opens while the user may be typing ahead in the prompt, so a keystroke
+    must never answer it by accident (the ``y`` of "okay"). It takes an answer only once
+    the keyboard has been quiet for ``quiet`` seconds, counted from the later of its
+    opening and the last key typed in the prompt (``last_keystroke``, a
+    :func:`time.monotonic` time). Keys that arrive before then start the quiet time again
+    and go to ``type_ahead``, which puts them back in the prompt, so nothing typed is
+    lost. Mouse clicks on the buttons count at any time: they cannot be typed by accident.
+    """
+
+    def __init__(
+        self,
+        call: ToolCall,
+        *,
+        last_keystroke: float | None = None,
+        type_ahead: TypeAhead | None = None,
+        quiet: float = TYPE_AHEAD_QUIET,
+    ) -> None:
         super().__init__(
             f"Run the function {call.name}?",
             "The model wants to call this function with these arguments:",
@@ -82,6 +110,51 @@ class ToolApprovalDialog(ConfirmDialog):
             id="tool-approval",
         )
         self.call = call
+        self.quiet = quiet
+        self.type_ahead = type_ahead
+        now = time.monotonic()
+        self._ready_at = max(now, last_keystroke or now) + quiet
+        self._ready_timer: Timer | None = None
+
+    @property
+    def answerable(self) -> bool:
+        """Whether the keyboard has been quiet long enough for a key to answer."""
+        return time.monotonic() >= self._ready_at
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(".dialog", Vertical).mount(
+            Static("", id="approval-hint", classes="dialog-hint")
+        )
+        self._arm_later()
+
+    def _arm_later(self) -> None:
+        if self._ready_timer is not None:
+            self._ready_timer.stop()
+        self._show_hint()
+        self._ready_timer = self.set_timer(
+            max(0.0, self._ready_at - time.monotonic()), self._show_hint
+        )
+
+    def _show_hint(self) -> None:
+        with contextlib.suppress(NoMatches):
+            hint = self.query_one("#approval-hint", Static)
+            hint.update(
+                Content("y runs it · n or Esc declines")
+                if self.answerable
+                else Content("Waiting for a pause in typing before taking an answer…")
+            )
+
+    def on_key(self, event: events.Key) -> None:
+        if self.answerable:
+            return
+        # Typed while the user was still typing: not an answer. Give it back to the prompt.
+        event.stop()
+        event.prevent_default()
+        self._ready_at = time.monotonic() + self.quiet
+        self._arm_later()
+        if self.type_ahead is not None:
+            self.type_ahead(event.key, event.character if event.is_printable else None)
 
 
 class TextDialog(ModalScreen[str | None]):

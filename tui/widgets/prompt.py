@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,6 +42,23 @@ class PromptInput(TextArea):
             compact=True,
             placeholder=placeholder,
         )
+        self.last_keystroke: float | None = None
+        """When the user last pressed a key here (:func:`time.monotonic`), if ever."""
+
+    def on_key(self, event: events.Key) -> None:
+        self.last_keystroke = time.monotonic()
+
+    def type_ahead(self, key: str, character: str | None) -> None:
+        """Take a key typed elsewhere (an approval dialog not yet ready) as if typed here.
+
+        Printable characters are inserted and Backspace deletes; other keys are dropped,
+        so that Enter typed ahead cannot send a half-written message.
+        """
+        self.last_keystroke = time.monotonic()
+        if character is not None:
+            self.insert(character)
+        elif key == "backspace":
+            self.action_delete_left()
 
     def on_paste(self, event: events.Paste) -> None:
         # Wrapping a line of a megabyte again after every key press takes most of a
