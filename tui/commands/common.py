@@ -1,19 +1,44 @@
-"""Helpers shared by the subcommands: error output and settings loading."""
+"""Helpers shared by the subcommands: error output, untrusted text, settings loading.
+
+Text that came from outside (replies, tool results, server errors, model ids, mDNS
+names, titles) reaches a terminal only through :mod:`backends.untrusted`. The rule:
+
+- stderr carries human text only (errors, notes, tool calls, prompts): always neutralised;
+- stdout that *is* the data (``ask``'s reply, ``models``' ids) keeps the exact bytes for a
+  pipe or file and is neutralised on a terminal (:func:`for_stdout`, :func:`line_for_stdout`);
+- forms made for reading (tables, search hits, Markdown) are always neutralised; their
+  lossless twin is the JSON form (``--json``, ``--format json``), which keeps the exact text.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from backends.errors import LLMError
+from backends.untrusted import one_line, printable
 from tui.settings import Settings
 
 
 def fail(error: LLMError) -> int:
-    """Print an error's description, reason and suggestion to stderr; return exit code 1."""
-    print(f"error: {error.description}", file=sys.stderr)
-    print(f"  why: {error.reason}", file=sys.stderr)
-    print(f"  fix: {error.suggestion}", file=sys.stderr)
+    """Print an error's description, reason and suggestion to stderr; return exit code 1.
+
+    Servers' words reach these fields, so control characters are neutralised always:
+    errors are text for people, whether stderr is a terminal or a log file.
+    """
+    print(f"error: {printable(error.description)}", file=sys.stderr)
+    print(f"  why: {printable(error.reason)}", file=sys.stderr)
+    print(f"  fix: {printable(error.suggestion)}", file=sys.stderr)
     return 1
+
+
+def for_stdout(text: str) -> str:
+    """``text`` for stdout: exact into a pipe or file, neutralised on a terminal."""
+    return printable(text) if sys.stdout.isatty() else text
+
+
+def line_for_stdout(text: str) -> str:
+    """One line for stdout (an id, a row): exact into a pipe, one neutralised line on a terminal."""
+    return one_line(text) if sys.stdout.isatty() else text
 
 
 def usage_error(command: str, message: str) -> int:

@@ -82,6 +82,7 @@ def _download(store: Any, name: str) -> int:
     from backends.local.download import Downloader, DownloadProgress
     from backends.local.errors import UnknownModelError
     from backends.local.models import parse_spec
+    from backends.untrusted import one_line
 
     console = Console(stderr=True)
     spec = parse_spec(name)
@@ -93,15 +94,19 @@ def _download(store: Any, name: str) -> int:
         )
     if spec.entry is not None and spec.entry.is_package:
         path = store.ensure_starter()
-        console.print(f"{spec.entry.name} ships with spezichat; it is ready (no download).")
+        console.print(
+            f"{spec.entry.name} ships with spezichat; it is ready (no download).", markup=False
+        )
         print(path)
         return 0
     hub = spec.hub_file
     assert hub is not None
     downloader = Downloader(store)
-    label = spec.entry.name if spec.entry is not None else hub.spec
+    # The label is a catalog name or what the user typed (`owner/repo:x[1].gguf`): shown
+    # as typed, never parsed as Rich markup.
+    label = one_line(spec.entry.name if spec.entry is not None else hub.spec)
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         DownloadColumn(binary_units=False),
         TransferSpeedColumn(),
@@ -124,7 +129,7 @@ def _download(store: Any, name: str) -> int:
             )
             return 130
     if result.already_present:
-        console.print(f"{label} is already downloaded.")
+        console.print(f"{label} is already downloaded.", markup=False)
     elif result.resumed_from:
         console.print(
             f"Resumed at {human_size(result.resumed_from)}; fetched the remaining "

@@ -107,6 +107,8 @@ def _local(moment: Any) -> str:
 def _list(store: Any, args: argparse.Namespace) -> int:
     import json
 
+    from backends.untrusted import one_line
+
     conversations = store.list_conversations(limit=args.limit)
     if args.json:
         print(json.dumps([c.to_dict() for c in conversations], indent=2))
@@ -114,15 +116,17 @@ def _list(store: Any, args: argparse.Namespace) -> int:
     if not conversations:
         print(f"No conversations yet (stored in {store.path}).", file=sys.stderr)
         return 0
-    model_width = min(30, max(len(f"{c.backend}/{c.model}") for c in conversations))
+    # A table is for reading (--json is the exact form): titles and model ids, which
+    # came from servers and models, are neutralised to one line each.
+    models = [one_line(f"{c.backend}/{c.model}") for c in conversations]
+    model_width = min(30, max(len(model) for model in models))
     print(f"{'ID':<8}  {'UPDATED':<16}  {'MSGS':>4}  {'MODEL':<{model_width}}  TITLE")
-    for c in conversations:
-        model = f"{c.backend}/{c.model}"
+    for c, model in zip(conversations, models, strict=True):
         if len(model) > model_width:
             model = model[: model_width - 1] + "…"
         print(
             f"{c.id[:8]}  {_local(c.updated)}  {c.message_count:>4}  "
-            f"{model:<{model_width}}  {c.title}"
+            f"{model:<{model_width}}  {one_line(c.title)}"
         )
     return 0
 
@@ -133,6 +137,7 @@ def _show(store: Any, args: argparse.Namespace) -> int:
     conversation_id = store.resolve_id(args.id)
     conversation = store.get_conversation(conversation_id)
     context = store.load_context(conversation_id)
+    # Markdown is for reading, neutralised like a Markdown export; JSON keeps the exact text.
     render = export_json if args.format == "json" else export_markdown
     sys.stdout.write(render(conversation, context))
     return 0
@@ -140,10 +145,17 @@ def _show(store: Any, args: argparse.Namespace) -> int:
 
 def _search(store: Any, args: argparse.Namespace) -> int:
     import json
+    import secrets
+
+    from backends.untrusted import one_line
 
     query = " ".join(args.query)
     tty = sys.stdout.isatty()
-    mark = ("\x1b[1m", "\x1b[0m") if tty and not args.json else ("", "")
+    # On a terminal the matches are shown bold. The store marks them with tokens no
+    # stored text contains; they become escape sequences only after the snippet has been
+    # neutralised, so the only escapes printed are our own.
+    token = secrets.token_hex(8)
+    mark = (f"<{token}>", f"</{token}>") if tty and not args.json else ("", "")
     hits = store.search(query, limit=args.limit, mark=mark)
     if args.json:
         print(
@@ -170,9 +182,12 @@ def _search(store: Any, args: argparse.Namespace) -> int:
     for hit in hits:
         print(
             f"{hit.conversation_id[:8]}  {_local(hit.created)}  {hit.role.value:<9}  "
-            f"{hit.conversation_title}"
+            f"{one_line(hit.conversation_title)}"
         )
-        print(f"    {hit.snippet}")
+        snippet = one_line(hit.snippet)
+        if mark[0]:
+            snippet = snippet.replace(mark[0], "\x1b[1m").replace(mark[1], "\x1b[0m")
+        print(f"    {snippet}")
     return 0
 
 

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import importlib
 
     from backends.errors import LLMError
-    from tui.commands.common import fail, load_settings, usage_error
+    from tui.commands.common import fail, line_for_stdout, load_settings, usage_error
 
     settings = load_settings()
     if settings is None:
@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         rows = asyncio.run(lister(settings))
     except LLMError as error:
         return fail(error)
+    # Ids and details come from the server: exact into a pipe, neutralised on a terminal.
     for model_id, detail in rows:
-        print(f"{model_id}\t{detail}" if args.long and detail else model_id)
+        if args.long and detail:
+            print(f"{line_for_stdout(model_id)}\t{line_for_stdout(detail)}")
+        else:
+            print(line_for_stdout(model_id))
     return 0
