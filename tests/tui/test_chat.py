@@ -11,7 +11,16 @@ from textual.message import Message
 from backends.context import Role
 from backends.functions import llm_function
 from tests.support.openai_server import OpenAITestServer, Reply, ScriptedCall, quota_error
-from tests.tui.helpers import SIZE, approval_dialog, chat, items, replies, send, type_text, wait_until
+from tests.tui.helpers import (
+    SIZE,
+    approval_dialog,
+    chat,
+    items,
+    replies,
+    send,
+    type_text,
+    wait_until,
+)
 from tui.app import SpeziChatApp
 from tui.settings import Settings
 from tui.store import Store
