@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -122,9 +123,10 @@ class OnboardingStep(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="onboarding-card"):
-            yield Static(self.TITLE, classes="onboarding-title")
+            # Plain text: "[fog]" in a text is a config section, not markup.
+            yield Static(Content(self.TITLE), classes="onboarding-title")
             if self.INTRO:
-                yield Static(self.INTRO, classes="onboarding-intro")
+                yield Static(Content(self.INTRO), classes="onboarding-intro")
             yield from self.compose_step()
         yield Footer()
 

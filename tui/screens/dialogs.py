@@ -1,4 +1,8 @@
-"""Small modal dialogs: yes/no questions, a line of text, a choice from a list."""
+"""Small modal dialogs: yes/no questions, a line of text, a choice from a list.
+
+Their texts may quote untrusted text (a function name and arguments from the model, a
+conversation title): drawn as plain ``Content``, control characters neutralised.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from backends.context import ToolCall
+from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.widgets.messages import pretty_arguments
 
@@ -49,12 +54,12 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Content(self.title_text), classes="dialog-title")
+            yield Static(Content(one_line(self.title_text)), classes="dialog-title")
             if self.body:
-                yield Static(Content(self.body), classes="dialog-body")
+                yield Static(Content(printable(self.body)), classes="dialog-body")
             if self.detail:
                 with VerticalScroll(classes="dialog-detail"):
-                    yield Static(Content(self.detail))
+                    yield Static(Content(printable(self.detail)))
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes_label} (y)", id="yes", variant="primary")
                 yield Button(f"{self.no_label} (n)", id="no")
@@ -170,8 +175,9 @@ class TextDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Content(self.title_text), classes="dialog-title")
-            yield Input(self.value, placeholder=self.placeholder, id="text")
+            yield Static(Content(one_line(self.title_text)), classes="dialog-title")
+            # The value offered for editing is one line without control characters too.
+            yield Input(one_line(self.value), placeholder=self.placeholder, id="text")
             yield Static(Content("Enter to accept · Esc to cancel"), classes="dialog-hint")
 
     @on(Input.Submitted)
@@ -198,9 +204,12 @@ class ChoiceDialog(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Content(self.title_text), classes="dialog-title")
+            yield Static(Content(one_line(self.title_text)), classes="dialog-title")
             yield OptionList(
-                *(Option(Content(choice), id=str(i)) for i, choice in enumerate(self.choices)),
+                *(
+                    Option(Content(one_line(choice)), id=str(i))
+                    for i, choice in enumerate(self.choices)
+                ),
                 id="choices",
             )
 

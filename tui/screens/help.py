@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from backends.untrusted import one_line
 from tui import keymap
 
 INTRO = (
@@ -31,9 +33,11 @@ def bindings_table(keymap_override: Mapping[str, str]) -> Table:
         rows = [(key, keys) for key, keys in effective if key.scope == scope]
         if not rows:
             continue
-        table.add_row(f"[bold]{title}[/]", "", "")
+        table.add_row(Text(title, style="bold"), "", "")
         for key, keys in rows:
-            table.add_row("  " + keys.replace(",", " "), key.description, key.id)
+            # Keys may come from config.toml: plain text, never Rich markup.
+            shown = Text("  " + one_line(keys.replace(",", " ")))
+            table.add_row(shown, Text(key.description), Text(key.id))
     return table
 
 

@@ -23,6 +23,7 @@ from backends.errors import LLMError
 from backends.local.catalog import human_size
 from backends.local.download import Downloader, DownloadProgress
 from backends.local.models import HubFile, ModelStore
+from backends.untrusted import printable
 
 
 def describe_progress(progress: DownloadProgress) -> str:
@@ -178,7 +179,7 @@ class DownloadPanel(Vertical):
 
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#download-status", Static)
-        status.update(Content(text))
+        status.update(Content(printable(text)))  # errors may quote the hub's answers
         status.set_class(error, "error")
 
 

@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 from backends.errors import LLMError
 from backends.local.catalog import CatalogEntry, human_size, load_catalog
 from backends.local.models import HubFile, ModelStore, parse_spec
+from backends.untrusted import one_line, printable
 from tui.screens.local_download import DownloadPanel, entry_label
 
 if TYPE_CHECKING:
@@ -95,7 +96,9 @@ class LocalModelsScreen(ModalScreen[str | None]):
         for model in installed:
             if model.entry is None:
                 text = Content.assemble(
-                    (model.name, "bold"), f" · {human_size(model.size)}", (" · downloaded", "green")
+                    (one_line(model.name), "bold"),
+                    f" · {human_size(model.size)}",
+                    (" · downloaded", "green"),
                 )
                 rows.append(Option(text, id=model.name))
         in_use = current.model if current.backend == "local" else ""
@@ -144,7 +147,7 @@ class LocalModelsScreen(ModalScreen[str | None]):
         return view.get_option_at_index(view.highlighted).id
 
     def _say(self, text: str) -> None:
-        self.query_one("#local-info", Static).update(Content(text))
+        self.query_one("#local-info", Static).update(Content(printable(text)))
 
     # Actions ----------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#local-list")

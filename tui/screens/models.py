@@ -16,6 +16,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from backends.errors import LLMError
+from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.settings import Settings
 
@@ -56,10 +57,12 @@ def order_models(model_ids: Iterable[str], current: str = "") -> tuple[list[str]
 
 
 def model_option(model_id: str) -> Option:
+    """The id as typed (plain text, control characters shown); the option's id is exact."""
+    shown = one_line(model_id)
     prompt = (
-        Content(model_id)
+        Content(shown)
         if is_chat_model(model_id)
-        else Content.assemble(model_id, ("  (not a chat model)", "dim"))
+        else Content.assemble(shown, ("  (not a chat model)", "dim"))
     )
     return Option(prompt, id=model_id)
 
@@ -90,7 +93,8 @@ class ModelPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide", id="models"):
             yield Static(
-                f"Choose a model ({self.settings.general.backend})", classes="dialog-title"
+                Content(f"Choose a model ({one_line(self.settings.general.backend)})"),
+                classes="dialog-title",
             )
             yield Input(placeholder="filter, or type any model id and press Enter", id="filter")
             yield OptionList(id="model-list")
@@ -106,7 +110,7 @@ class ModelPicker(ModalScreen[str | None]):
         try:
             ids = await list_model_ids(self.chat_app.platform())
         except LLMError as error:
-            info.update(Content(f"⚠ {error.description} {error.suggestion}"))
+            info.update(Content(printable(f"⚠ {error.description} {error.suggestion}")))
             return
         if not ids:
             info.update(Content("This backend has no model list: type a model id."))

@@ -14,6 +14,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from backends.errors import LLMError
+from backends.untrusted import one_line, printable
 from tui import keymap
 
 if TYPE_CHECKING:
@@ -24,10 +25,10 @@ MARK = ("\ue000", "\ue001")
 
 
 def snippet_content(snippet: str) -> Content:
-    """A snippet with the store's match markers shown highlighted."""
+    """A snippet (one line, plain text) with the store's match markers shown highlighted."""
     parts: list[str | tuple[str, str]] = []
     inside = False
-    for piece in snippet.replace(MARK[1], MARK[0]).split(MARK[0]):
+    for piece in one_line(snippet).replace(MARK[1], MARK[0]).split(MARK[0]):
         parts.append((piece, "bold $accent") if inside else piece)
         inside = not inside
     return Content.assemble(*parts)
@@ -70,14 +71,14 @@ class SearchScreen(ModalScreen["SearchHit | None"]):
         try:
             hits = self.store.search(query, limit=50, mark=MARK)
         except LLMError as error:
-            info.update(Content(f"⚠ {error.description} {error.suggestion}"))
+            info.update(Content(printable(f"⚠ {error.description} {error.suggestion}")))
             return
         self.hits = hits
         hits_view.clear_options()
         hits_view.add_options(
             Option(
                 Content.assemble(
-                    (hit.conversation_title, "bold"),
+                    (one_line(hit.conversation_title), "bold"),
                     f"  {hit.role.value} · {hit.created.astimezone():%d %b %H:%M}\n",
                     snippet_content(hit.snippet),
                 ),

@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from backends.untrusted import one_line
 from tui import keymap
 from tui.settings import Settings
 
@@ -89,9 +90,10 @@ class SettingsScreen(ModalScreen[bool]):
                         yield Input(
                             _text(general.max_tokens), placeholder="default", id="max-tokens"
                         )
-                yield Label(f"Model ({general.backend})")
+                yield Label(Content(f"Model ({one_line(general.backend)})"))
                 with Horizontal(classes="fields"):
-                    yield Input(general.model, id="model")
+                    # An Input draws its value as it is: no control characters in it.
+                    yield Input(one_line(general.model), id="model")
                     yield Button("Choose… (F3)", id="choose-model", compact=True)
                 yield Label("Theme")
                 yield Select(
@@ -117,7 +119,7 @@ class SettingsScreen(ModalScreen[bool]):
 
         def chosen(model: str | None) -> None:
             if model:
-                self.query_one("#model", Input).value = model
+                self.query_one("#model", Input).value = one_line(model)
 
         self.app.push_screen(ModelPicker(self.settings), chosen)
 

@@ -3,6 +3,12 @@
 Items only display; they never talk to a model or the store. The chat screen mounts
 them, streams text into :class:`AssistantMessage` and listens for the messages they post
 (for example :class:`ChatItem.LeaveToPrompt`).
+
+Everything they show came from outside (replies, tool calls, server errors, model ids):
+it is drawn as plain text (``Content``, never markup) after
+:func:`backends.untrusted.printable` or :func:`~backends.untrusted.one_line`. Items keep
+the exact text; what is copied to the clipboard is what is shown (see
+:meth:`ChatItem.action_copy`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from textual.widgets import Button, Static
 
 from backends.context import ContextEntry, Role, ToolCall
 from backends.errors import LLMError
+from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.widgets.reply import ReplyBody
 from tui.widgets.segments import estimate_rows
@@ -71,7 +78,9 @@ class ChatItem(Widget, can_focus=True):
         return ""
 
     def action_copy(self) -> None:
-        text = self.copy_text()
+        # What is shown, not the raw text: control characters pasted from the clipboard
+        # into a terminal would act there (ESC [ 201 ~ ends a bracketed paste early).
+        text = printable(self.copy_text())
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied {len(text)} characters to the clipboard.", timeout=3)
 
@@ -80,8 +89,9 @@ class ChatItem(Widget, can_focus=True):
         if not blocks:
             self.notify("This message has no code block.", severity="warning", timeout=3)
         elif len(blocks) == 1:
-            self.app.copy_to_clipboard(blocks[0])
-            self.notify(f"Copied the code block ({len(blocks[0])} characters).", timeout=3)
+            block = printable(blocks[0])
+            self.app.copy_to_clipboard(block)
+            self.notify(f"Copied the code block ({len(block)} characters).", timeout=3)
         else:
             self.post_message(self.CopyCode(self, blocks))
 
@@ -124,7 +134,7 @@ class UserMessage(ChatItem):
         if len(shown) > DISPLAY_LIMIT:
             hidden = len(shown) - DISPLAY_LIMIT
             shown = f"{shown[:DISPLAY_LIMIT]}\n… {hidden:,} more characters (press c to copy all)"
-        yield Static(Content(shown), classes="body")
+        yield Static(Content(printable(shown)), classes="body")
 
     def copy_text(self) -> str:
         return self.text
@@ -158,7 +168,7 @@ class AssistantMessage(ChatItem):
         self._body: ReplyBody | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(self.speaker, classes="speaker")
+        yield Static(Content(one_line(self.speaker)), classes="speaker")
         yield self.body
         yield Static(classes="marker")
 
@@ -218,9 +228,9 @@ class ToolCallItem(ChatItem):
         """"pending", "ok", "error" or "declined"."""
 
     def compose(self) -> ComposeResult:
-        yield Static(Content.assemble(("⚙ Function call: ", "bold"), self.call.name))
-        yield Static(Content(pretty_arguments(self.call.arguments)), classes="arguments")
-        yield Static(Content(self._result_text()), classes="result")
+        yield Static(Content.assemble(("⚙ Function call: ", "bold"), one_line(self.call.name)))
+        yield Static(Content(printable(pretty_arguments(self.call.arguments))), classes="arguments")
+        yield Static(Content(printable(self._result_text())), classes="result")
 
     def set_result(self, content: str, *, is_error: bool = False, approved: bool = True) -> None:
         """Record the call's outcome (before or after the item is mounted)."""
@@ -228,7 +238,7 @@ class ToolCallItem(ChatItem):
         self.outcome = "declined" if not approved else "error" if is_error else "ok"
         self.set_class(self.outcome != "ok", "failed")
         if self.is_mounted:
-            self.query_one(".result", Static).update(Content(self._result_text()))
+            self.query_one(".result", Static).update(Content(printable(self._result_text())))
 
     def _result_text(self) -> str:
         if self.result is None:
@@ -262,9 +272,10 @@ class ErrorItem(ChatItem):
         self.error = error
 
     def compose(self) -> ComposeResult:
-        yield Static(Content.assemble(("⚠ ", "bold"), (self.error.description, "bold")))
-        yield Static(Content(self.error.reason), classes="reason")
-        yield Static(Content("→ " + self.error.suggestion), classes="suggestion")
+        error = self.error
+        yield Static(Content.assemble(("⚠ ", "bold"), (printable(error.description), "bold")))
+        yield Static(Content(printable(error.reason)), classes="reason")
+        yield Static(Content("→ " + printable(error.suggestion)), classes="suggestion")
 
     def copy_text(self) -> str:
         return self.error.explain()
@@ -278,7 +289,7 @@ class NoticeItem(ChatItem):
         self.text = text
 
     def compose(self) -> ComposeResult:
-        yield Static(Content("ℹ " + self.text))
+        yield Static(Content("ℹ " + printable(self.text)))
 
     def copy_text(self) -> str:
         return self.text

@@ -15,6 +15,10 @@ characters:
 * when the reply ends, the tail gets its final ``Markdown.update`` if what streamed into
   it differs from its text, and the segments on screen are built before the next frame.
 
+A reply is untrusted text: every piece, the first text and the final text pass through
+:func:`backends.untrusted.printable` before they are cut, streamed or drawn, so control
+sequences from a server never reach the terminal (the message keeps the exact text).
+
 Cutting never changes what is drawn: CSS makes the gap between two segments the one
 between two blocks of a single document (``tests/tui/test_render.py`` compares both).
 """
@@ -35,6 +39,7 @@ from textual.widget import Widget
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock, MarkdownFence, MarkdownStream
 
+from backends.untrusted import printable
 from tui.widgets.segments import Splitter, estimate_rows, split_markdown
 
 FRAME_S = 1 / 30
@@ -288,7 +293,7 @@ class ReplyBody(Widget):
     def __init__(self, text: str = "", *, classes: str = "", eager: bool = True) -> None:
         """``eager=False``: even a short text waits until it is drawn on screen."""
         super().__init__(classes=classes)
-        self._initial = text
+        self._initial = printable(text)
         self._eager = eager
         self._splitter: Splitter | None = None
         self._finished: list[str] = []
@@ -328,7 +333,7 @@ class ReplyBody(Widget):
 
     @property
     def source(self) -> str:
-        """The Markdown drawn so far (placeholders count with their text)."""
+        """The Markdown drawn so far (placeholders count with their text), neutralised."""
         return "".join(segment.text for segment in self.segments)
 
     @property
@@ -338,6 +343,7 @@ class ReplyBody(Widget):
     # Streaming -----------------------------------------------------------------------------
     def write(self, piece: str) -> None:
         """Take one streamed piece; it is drawn with the next frame (cheap: no parsing here)."""
+        piece = printable(piece)
         if self._splitter is None:
             self._splitter = Splitter()
         self._finished += self._splitter.feed(piece)
@@ -373,6 +379,7 @@ class ReplyBody(Widget):
 
     async def finish(self, text: str) -> None:
         """The reply ended with ``text``: draw what is left and the segments on screen."""
+        text = printable(text)
         self._ending = True
         self._ended.set()
         self._wake.set()

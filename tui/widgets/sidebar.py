@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from backends.untrusted import one_line
 from tui import keymap
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class ConversationList(OptionList):
         self.add_options(
             Option(
                 Content.assemble(
-                    conversation.title,
+                    one_line(conversation.title),
                     "\n",
                     (conversation.updated.astimezone().strftime("%d %b %H:%M"), "dim"),
                 ),

@@ -6,6 +6,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from backends.untrusted import one_line
+
 STATE_STYLES = {
     "loading": "$warning",
     "generating": "$accent",
@@ -29,9 +31,9 @@ class StatusBar(Static):
 
     def render(self) -> Content:
         parts: list[Content | str | tuple[str, str]] = [
-            (self.backend or "no backend", "bold"),
+            (one_line(self.backend) or "no backend", "bold"),
             " · ",
-            self.model or "no model",
+            one_line(self.model) or "no model",
             " · ",
             (self.state, STATE_STYLES.get(self.state, "")),
         ]
