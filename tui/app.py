@@ -6,7 +6,9 @@ runner and hands them in; the app does no I/O of its own before it runs.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import signal
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from backends.errors import ConfigurationError, LLMError, PlatformNotFoundError
 from backends.functions import Tool
 from backends.runner import Runner
 from backends.session import Platform, Session
+from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.settings import Settings, data_dir
 from tui.store import Store
@@ -28,6 +31,11 @@ from tui.wiring import ChatOptions, make_platform, make_schema
 
 GC_AFTER_REPLY_S = 1.0
 """How long after the last reply the postponed full garbage collection runs."""
+
+QUIT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""Signals that end the app like Ctrl+Q (``kill``, a closed SSH session or terminal)."""
 
 
 class SpeziChatApp(App[None]):
@@ -57,12 +65,15 @@ class SpeziChatApp(App[None]):
         """Replies streaming now."""
         self._gc_threshold = gc.get_threshold()
         self._gc_postponed = False
+        self._signals_before: dict[int, Any] = {}
+        """Handlers of QUIT_SIGNALS before the app took them, restored when it ends."""
 
     # Start ------------------------------------------------------------------------------
     def on_mount(self) -> None:
         # Building the first screen makes many objects that all stay alive: collecting
         # garbage meanwhile only costs time (50-60 ms of the start-up). See _settled.
         gc.disable()
+        self._take_quit_signals()
         table = self.settings.ui.keybindings
         usable, problems = (
             keymap.check_keymap(table)
@@ -72,7 +83,9 @@ class SpeziChatApp(App[None]):
         self.set_keymap(usable)
         if problems:
             self.notify(
-                "Ignored in [ui.keybindings]: " + "; ".join(problems) + ". Press F1 for the ids.",
+                "Ignored in [ui.keybindings]: "
+                + printable("; ".join(problems))
+                + ". Press F1 for the ids.",
                 title="Key bindings",
                 severity="warning",
                 timeout=10,
@@ -84,8 +97,8 @@ class SpeziChatApp(App[None]):
         notice = self.store.recovery_notice
         if notice is not None:
             self.notify(
-                f"{notice.reason}\n{notice.suggestion}",
-                title=notice.description,
+                printable(f"{notice.reason}\n{notice.suggestion}"),
+                title=one_line(notice.description),
                 severity="warning",
                 timeout=30,
                 markup=False,
@@ -95,6 +108,35 @@ class SpeziChatApp(App[None]):
         else:
             self.open_chat()
         self.call_after_refresh(self._settled)
+
+    def _take_quit_signals(self) -> None:
+        """SIGTERM and SIGHUP quit like Ctrl+Q: the reply stops and is saved as stopped,
+        the terminal is restored (alternate screen left, mouse reporting off).
+
+        Unhandled, either ends the process at once: the last moments of a streaming reply
+        are lost, it is stored as incomplete, and the terminal stays in the app's modes.
+        """
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            before = signal.getsignal(signum)
+            try:
+                loop.add_signal_handler(signum, self._quit_on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                return  # no POSIX signals here (Windows), or not the main thread
+            self._signals_before[signum] = before
+
+    def _quit_on_signal(self, signum: int) -> None:
+        # A second signal while the app winds down ends the process at once.
+        self._give_back_signal(signum)
+        self.exit(return_code=128 + signum)
+
+    def _give_back_signal(self, signum: int) -> None:
+        if signum not in self._signals_before:
+            return
+        before = self._signals_before.pop(signum)
+        asyncio.get_running_loop().remove_signal_handler(signum)
+        if before is not None:  # None: set outside Python; the default is back now
+            signal.signal(signum, before)
 
     def _settled(self) -> None:
         """The first screen is drawn: collect garbage again, leaving out what exists now.
@@ -166,7 +208,7 @@ class SpeziChatApp(App[None]):
             self.settings.save()
         except (OSError, LLMError) as exc:
             self.notify(
-                f"The settings could not be saved: {exc}. They apply until you quit.",
+                printable(f"The settings could not be saved: {exc}. They apply until you quit."),
                 severity="error",
                 timeout=10,
                 markup=False,
@@ -187,7 +229,8 @@ class SpeziChatApp(App[None]):
         chat = self.chat_screen
         if chat is not None:
             chat.apply_settings()
-        self.notify(f"Model: {model}", timeout=3)
+        # The id as typed: ``qwen2.5[instruct]`` or ``evil[/]`` is text, never markup.
+        self.notify(f"Model: {one_line(model)}", timeout=3, markup=False)
 
     def export_dir(self) -> Path:
         configured = self.settings.ui.export_dir
@@ -237,6 +280,8 @@ class SpeziChatApp(App[None]):
 
     async def on_unmount(self) -> None:
         gc.enable()  # should the app end before its first screen was drawn
+        for signum in list(self._signals_before):
+            self._give_back_signal(signum)
         await self.runner.aclose()
 
     # Commands ---------------------------------------------------------------------------

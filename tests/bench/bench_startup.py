@@ -51,6 +51,8 @@ def run(self, **kwargs):
     return _run(self, headless=True, size=(100, 30), auto_pilot=ready)
 
 SpeziChatApp.run = run
+import tui.commands.app
+tui.commands.app.terminal_problem = lambda: None  # headless: no terminal needed
 from tui.cli import main
 sys.exit(main([]))
 """

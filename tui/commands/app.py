@@ -3,15 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from backends.functions import Tool
 
+EXIT_NO_TERMINAL = 2
+
+_NOT_A_TERMINAL = (
+    (0, "standard input is not a terminal (a pipe, a file or /dev/null): no keys arrive"),
+    (1, "standard output is not a terminal (a file or a pipe): there is no screen to draw on"),
+    (2, "standard error is not a terminal (a file or a pipe): the app draws its screen there"),
+)
+
+
+def terminal_problem() -> str | None:
+    """Why the app cannot run here (no terminal to read keys from or draw on), or ``None``.
+
+    Without this check ``echo hi | spezichat``, a cron job or ``spezichat > out.txt``
+    never ends: the app waits for keys that cannot come, writing escape codes meanwhile.
+    """
+    problems = [text for fd, text in _NOT_A_TERMINAL if not os.isatty(fd)]
+    if not problems:
+        return None
+    reason = "; ".join(problems)
+    return reason[0].upper() + reason[1:] + "."
+
 
 def run_app(args: argparse.Namespace) -> int:
     """Build settings, the history store and the runner, then run the app."""
     from tui.commands.common import fail, load_settings
+
+    problem = terminal_problem()
+    if problem is not None:
+        from backends.errors import LLMError
+
+        fail(
+            LLMError(
+                "spezichat needs a terminal; use `spezichat ask` in pipes.",
+                reason=problem,
+                suggestion="Start spezichat in a terminal window. In scripts and pipes, "
+                'ask with `spezichat ask`, for example: echo "question" | spezichat ask',
+            )
+        )
+        return EXIT_NO_TERMINAL
 
     settings = load_settings()
     if settings is None:

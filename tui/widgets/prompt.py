@@ -66,11 +66,21 @@ class PromptInput(TextArea):
         if len(event.text) >= NO_WRAP_PASTE:
             self.soft_wrap = False
 
+    # Enter and Ctrl+J are priority bindings: the app runs them as soon as it reads the
+    # key, while the keys before them still wait in this widget's queue to be inserted.
+    # Keys that arrive in one read ("hello" and Enter from tmux send-keys, a paste without
+    # bracketed paste, a slow SSH link) would send or break the line before the text is
+    # there. Both actions therefore queue behind those keys and act on the text as typed
+    # so far, in order: a burst that ends in Enter sends its text. A bracketed paste
+    # arrives as one Paste event and never sends.
     def action_send(self) -> None:
+        self.call_later(self._send)
+
+    def _send(self) -> None:
         self.post_message(self.Submitted(self, self.text))
 
     def action_newline(self) -> None:
-        self.insert("\n")
+        self.call_later(self.insert, "\n")
 
     def take_text(self) -> str:
         """Clear the box and return what it held."""
