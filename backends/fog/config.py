@@ -29,7 +29,12 @@ class FogConfig:
     token: TokenProvider | None = None
     """Where the bearer token comes from; ``None`` sends no Authorization header."""
     allow_http: bool = False
-    """Use plain-HTTP nodes on the network (loopback nodes may always use HTTP)."""
+    """Use plain-HTTP nodes on the network, but without the token unless they are on
+    :attr:`allow_http_nodes` or manual nodes (loopback nodes may always use HTTP)."""
+    allow_http_nodes: tuple[str, ...] = ()
+    """Plain-HTTP nodes on other hosts that may get the token: ``HOST``, ``HOST:PORT`` or
+    ``[IPv6]:PORT``. Matched against the address a request goes to (discovered nodes are
+    reached by address, so list their address); see :mod:`backends.fog.plain_http`."""
     discovery_timeout: float = 2.0
     """Seconds to browse mDNS before giving up on finding a node."""
     manual_nodes: tuple[str, ...] = ()
@@ -61,6 +66,28 @@ class FogConfig:
             )
         if self.discovery_timeout <= 0 or self.request_timeout <= 0:
             raise ValueError("discovery_timeout and timeout must be positive numbers of seconds.")
+        from backends.fog.plain_http import parse_allow_entry
+
+        for entry in self.allow_http_nodes:
+            parse_allow_entry(entry)  # raises ValueError naming the bad entry
+
+    def may_send_token(self, url: str) -> bool:
+        """Whether the token may go to ``url`` (HTTPS, loopback, or a plain-HTTP host the
+        user named: a manual ``http://`` node or an :attr:`allow_http_nodes` entry)."""
+        from backends.fog.plain_http import token_allowed
+
+        return token_allowed(url, allow=self.allow_http_nodes, manual_nodes=self.manual_nodes)
+
+    def plain_http_warning(self) -> str | None:
+        """The warning to show before the token may go over plain HTTP to another host;
+        ``None`` when it never can with this configuration."""
+        from backends.fog.plain_http import token_warning
+
+        return token_warning(
+            has_token=self.token is not None,
+            allow=self.allow_http_nodes,
+            manual_nodes=self.manual_nodes,
+        )
 
     def is_fog_service(self, instance: str, host: str) -> bool:
         """Whether an mDNS service looks like a fog node (a hint, never a trust decision)."""

@@ -7,6 +7,9 @@ health-checks each with ``GET /v1/models``. The list stays live: listeners hear 
 every node added, updated (resolved again, checked) or removed (goodbye packet or expiry).
 TXT values are kept as hints for display only; addresses, port and scheme come from the
 A/AAAA and SRV records and the service type, and trust comes from TLS alone.
+
+A plain-HTTP node on another host that the user did not allow (:mod:`backends.fog.plain_http`)
+is listed as ``refused`` with the option that allows it; its health check carries no token.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from backends.fog.errors import (
     FogConnectivityError,
     FogDiscoveryError,
     FogError,
-    FogInsecureNodeError,
 )
+from backends.fog.plain_http import not_allowed_error
 from backends.fog.tls import make_http_client
+from backends.untrusted import one_line
 
 log = logging.getLogger(__name__)
 
@@ -323,13 +327,23 @@ class FogBrowser:
             except Exception:  # a broken listener must not stop discovery
                 log.exception("fog node listener failed")
 
+    def needs_consent(self, node: FogNode) -> bool:
+        """Whether ``node`` is plain HTTP on another host and the user named none of its
+        URLs (allow list, manual node) nor allowed plain HTTP (``allow_http``)."""
+        if node.tls or node.loopback or self.config.allow_http:
+            return False
+        return not any(self.config.may_send_token(url) for url in node.urls())
+
     def _put(self, node: FogNode, kind: NodeEventKind, *, check: bool = True) -> None:
-        if not (node.tls or self.config.allow_http or node.loopback):
+        if self.needs_consent(node):
+            # Listed with what to do; checked (if at all) without the token.
             node = dataclasses.replace(
                 node,
                 status="refused",
-                error=FogInsecureNodeError(reason=f"{node.name} offers plain HTTP on the network."),
+                error=not_allowed_error(one_line(node.name), node.urls()[0]),
             )
+            if self.health_check and check:
+                self._spawn(f"check:{node.key}", self._check_without_token(node))
         elif not self.health_check:
             node = dataclasses.replace(node, status="ok")
         elif check:
@@ -365,6 +379,27 @@ class FogBrowser:
                 latency_ms=found.latency_ms,
                 error=found.error,
             )
+        if self._nodes.get(node.key) is not None:
+            self._nodes[node.key] = result
+            self._emit(NodeEvent("updated", result))
+
+    async def _check_without_token(self, node: FogNode) -> None:
+        """Health-check a node that may not get the token: the request carries none, and
+        the node stays refused whatever it answers (its models are shown as hints)."""
+        tokenless = dataclasses.replace(self.config, token=None, allow_http=True)
+        try:
+            found = await probe(self._client(), node.urls(), tokenless)
+        except FogError:
+            return
+        answered = found.url is not None
+        result = dataclasses.replace(
+            node,
+            models=found.models or node.models,
+            latency_ms=found.latency_ms,
+            error=not_allowed_error(
+                one_line(node.name), found.url or node.urls()[0], answered=answered
+            ),
+        )
         if self._nodes.get(node.key) is not None:
             self._nodes[node.key] = result
             self._emit(NodeEvent("updated", result))

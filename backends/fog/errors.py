@@ -105,8 +105,10 @@ class FogInsecureNodeError(FogError):
     description = "The fog node offers only plain HTTP, which is not allowed."
     reason = "Unencrypted connections to other machines are refused unless you opt in."
     suggestion = (
-        "Serve the node over TLS (`spezichat fog init`), or for development pass "
-        "--insecure or set allow_http = true in the [fog] section of the config."
+        "Serve the node over TLS (`spezichat fog init`). To send it the token anyway, "
+        "allow that node: --allow-http-node HOST:PORT or allow_http_nodes in the [fog] "
+        "section of the config; --insecure (allow_http = true) uses plain-HTTP nodes "
+        "without the token."
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ import httpx
 
 from backends.context import Context
 from backends.errors import LLMError
-from backends.events import Notice, PlatformEvent, TextDelta, ToolCallsDone
+from backends.events import Event, Notice, PlatformEvent, TextDelta, ToolCallsDone
 from backends.fog.client import node_client
 from backends.fog.config import FogConfig
 from backends.fog.discovery import FogBrowser, FogNode, manual_node
@@ -39,7 +39,7 @@ from backends.fog.errors import (
 from backends.fog.tls import make_http_client
 from backends.openai.chat import ChatCompletionsSchema, build_request_body
 from backends.openai.client import ChatCompletionsClient, ChatCompletionsSession
-from backends.session import Platform
+from backends.session import LLMState, Platform
 
 # Which error to report when every node failed: the most actionable first.
 _PRIORITY: tuple[type[FogError], ...] = (
@@ -86,9 +86,18 @@ class FogPlatform(Platform[FogSchema]):
         self._manual_order: dict[str, int] | None = None
         self.served: dict[str, int] = {}
         """How many requests each node (by key) has started; for diagnostics."""
+        self._warned = False
 
     def session(self, schema: FogSchema, context: Context | None = None) -> FogSession:
         return FogSession(self, schema, context)
+
+    def take_warning(self) -> str | None:
+        """The plain-HTTP token warning (:meth:`FogConfig.plain_http_warning`), once per
+        platform: the first session shows it as a :class:`Notice` before any request."""
+        if self._warned:
+            return None
+        self._warned = True
+        return self.config.plain_http_warning()
 
     # Nodes -----------------------------------------------------------------------------
     @property
@@ -239,6 +248,20 @@ class FogSession(ChatCompletionsSession[FogSchema]):
     """A conversation with a model on the fog nodes."""
 
     platform: FogPlatform
+
+    async def stream(self) -> AsyncGenerator[Event, None]:
+        """The session's events, led (once per platform) by a :class:`Notice` warning that
+        the token goes over plain HTTP to another host, before the first request is sent."""
+        if self.state not in (LLMState.GENERATING, LLMState.LOADING):
+            warning = self.platform.take_warning()
+            if warning is not None:
+                yield Notice(warning)
+        events = super().stream()
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
 
     async def _setup(self) -> None:
         await self.platform.ensure_node()

@@ -20,7 +20,6 @@ from backends.fog.errors import (
     FogCertificateError,
     FogConnectivityError,
     FogError,
-    FogInsecureNodeError,
 )
 
 
@@ -46,9 +45,14 @@ def ssl_context(ca_cert: Path | None) -> ssl.SSLContext:
 
 
 def check_url_allowed(url: str, config: FogConfig) -> None:
-    """Refuse plain HTTP to a non-loopback node unless the user opted in."""
+    """Refuse plain HTTP to a non-loopback node unless the user opted in.
+
+    Opting in is ``allow_http`` (``--insecure``: used, but without the token unless
+    :meth:`FogConfig.may_send_token`), or naming the node: a manual ``http://`` node
+    or an ``allow_http_nodes`` entry (see :mod:`backends.fog.plain_http`).
+    """
     parsed = httpx.URL(url)
-    if parsed.scheme == "https" or config.allow_http or is_loopback(parsed.host):
+    if parsed.scheme == "https" or is_loopback(parsed.host):
         return
     if parsed.scheme != "http":
         raise FogConnectivityError(
@@ -56,14 +60,20 @@ def check_url_allowed(url: str, config: FogConfig) -> None:
             reason=f"Its scheme '{parsed.scheme}' is not supported.",
             suggestion="Use a URL such as https://10.0.0.5:443.",
         )
-    raise FogInsecureNodeError(reason=f"{url} is plain HTTP on the network.")
+    if config.allow_http or config.may_send_token(url):
+        return
+    from backends.fog.plain_http import not_allowed_error
+
+    raise not_allowed_error("The node", url)
 
 
 def make_http_client(config: FogConfig) -> httpx.AsyncClient:
     """The httpx client a platform shares between its nodes: TLS trusting the node CA.
 
     It carries no credentials and ignores proxy and certificate settings of the
-    environment; the bearer token is added per request by the node client.
+    environment; the bearer token is added per request by the node client. Redirects
+    are never followed (here and per request), so an HTTPS node cannot send the token
+    on to another URL, plain HTTP included: a 3xx is reported as an error instead.
     """
     timeout = httpx.Timeout(config.request_timeout, connect=min(config.request_timeout, 10.0))
     return httpx.AsyncClient(

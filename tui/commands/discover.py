@@ -29,8 +29,16 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--insecure",
         action="store_true",
-        help="allow plain-HTTP fog nodes on the network (development; certificates are "
-        "still verified for HTTPS nodes)",
+        help="use plain-HTTP fog nodes on the network, without sending them the token "
+        "(development; certificates are still verified for HTTPS nodes)",
+    )
+    group.add_argument(
+        "--allow-http-node",
+        action="append",
+        type=_allow_entry,
+        metavar="HOST[:PORT]",
+        help="send the token to this plain-HTTP node on another host (repeatable; "
+        "unencrypted, so spezichat warns); adds to [fog] allow_http_nodes",
     )
     group.add_argument(
         "--interface",
@@ -39,6 +47,26 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         help="browse mDNS only on the interface with this address (repeatable), for "
         "example 127.0.0.1; default: [fog] interfaces, else all",
     )
+
+
+def _allow_entry(text: str) -> str:
+    """Checks an ``--allow-http-node`` value (``HOST``, ``HOST:PORT``, ``[IPv6]:PORT``)."""
+    from backends.fog.plain_http import parse_allow_entry
+
+    try:
+        parse_allow_entry(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text.strip()
+
+
+def warn_plain_http(config: Any) -> None:
+    """Print the plain-HTTP token warning to stderr (before any request is sent)."""
+    import sys
+
+    warning = config.plain_http_warning()
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def client_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,6 +80,8 @@ def client_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["insecure"] = True
     if getattr(args, "interface", None):
         overrides["interfaces"] = tuple(args.interface)
+    if getattr(args, "allow_http_node", None):
+        overrides["allow_http_nodes"] = tuple(args.allow_http_node)
     if getattr(args, "timeout", None) is not None:
         overrides["discovery_timeout"] = args.timeout
     return overrides
@@ -96,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         from tui.wiring import fog_config
 
         config = fog_config(settings, client_overrides(args))
+        warn_plain_http(config)
         nodes = asyncio.run(discover(config))
     except LLMError as error:
         return fail(error)
@@ -120,8 +151,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(nodes: list[Any]) -> None:
+    """The nodes as a table for people (``--json`` is the exact form).
+
+    Names, TXT-derived addresses, model ids and errors come from the network: they are
+    shown as plain :class:`rich.text.Text` (never parsed as markup) with control
+    characters neutralised, whether stdout is a terminal or not.
+    """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from backends.untrusted import one_line, printable
 
     console = Console()
     if not nodes:
@@ -133,23 +173,25 @@ def print_table(nodes: list[Any]) -> None:
     for node in nodes:
         address = node.url or (node.urls()[0] if node.addresses else "")
         latency = f"{node.latency_ms:.0f} ms" if node.latency_ms is not None else ""
-        status = {"ok": "[green]ok[/]", "refused": "[yellow]refused[/]"}.get(
-            node.status, f"[red]{node.status}[/]"
-        )
+        style = {"ok": "green", "refused": "yellow"}.get(node.status, "red")
         table.add_row(
-            node.name,
-            address.split("://", 1)[-1],
+            Text(one_line(node.name)),
+            Text(one_line(address.split("://", 1)[-1])),
             "yes" if node.tls else "no",
-            status,
+            Text(one_line(node.status), style=style),
             latency,
-            ", ".join(node.models),
+            Text(", ".join(one_line(model) for model in node.models)),
         )
     console.print(table)
     for node in nodes:
         if node.error is not None:
-            console.print(f"\n[bold]{node.name}[/]: {node.error.description}", highlight=False)
-            console.print(f"  why: {node.error.reason}", highlight=False)
-            console.print(f"  fix: {node.error.suggestion}", highlight=False)
+            error = node.error
+            heading = Text("\n")
+            heading.append(one_line(node.name), style="bold")
+            heading.append(f": {printable(error.description)}")
+            console.print(heading)
+            console.print(Text(f"  why: {printable(error.reason)}"))
+            console.print(Text(f"  fix: {printable(error.suggestion)}"))
 
 
 async def list_fog(settings: Any) -> list[tuple[str, str]]:
@@ -158,6 +200,7 @@ async def list_fog(settings: Any) -> list[tuple[str, str]]:
     from tui.wiring import fog_config
 
     config = fog_config(settings)
+    warn_plain_http(config)
     nodes = await discover(config)
     rows: dict[str, list[str]] = {}
     for node in nodes:
