@@ -1,5 +1,10 @@
 """Export a stored conversation as Markdown (to read) or JSON (lossless, to process).
 
+Markdown is read with ``cat`` or a pager, so its untrusted text (replies, tool results,
+titles, model ids) has control characters neutralised (:mod:`backends.untrusted`): an
+``ESC ] 52`` in a reply must not write the reader's clipboard. The JSON document keeps
+the exact text (JSON escapes control characters anyway).
+
 The JSON document holds the conversation's metadata and its entries exactly as
 :meth:`backends.context.Context.to_list` writes them, so
 ``Context.from_list(document["entries"])`` rebuilds the context entry for entry.
@@ -7,14 +12,14 @@ The JSON document holds the conversation's metadata and its entries exactly as
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from backends.context import Context, ContextEntry, Role
+from backends.secrets import write_private_file
+from backends.untrusted import one_line, printable
 
 if TYPE_CHECKING:
     from tui.store import Conversation, Store
@@ -53,7 +58,7 @@ def _pretty_arguments(arguments: str) -> str:
 def _entry_markdown(entry: ContextEntry) -> str:
     heading = _HEADINGS[entry.role]
     if entry.role is Role.TOOL and entry.name:
-        heading = f"Tool result: {entry.name}"
+        heading = f"Tool result: {one_line(entry.name)}"
     parts = [f"## {heading}", f"*{_local(entry.created)}*"]
     if entry.role is Role.TOOL:
         parts.append(_fence(entry.content))
@@ -61,7 +66,7 @@ def _entry_markdown(entry: ContextEntry) -> str:
         parts.append(entry.content)
     for call in entry.tool_calls:
         arguments = _fence(_pretty_arguments(call.arguments), "json")
-        parts.append(f"**Tool call:** `{call.name}`\n\n{arguments}")
+        parts.append(f"**Tool call:** `{one_line(call.name)}`\n\n{arguments}")
     if entry.role is Role.ASSISTANT and not entry.complete:
         why = {"stopped": "stopped by the user", "error": "ended by an error"}.get(
             entry.finish_reason or "", "incomplete"
@@ -71,18 +76,21 @@ def _entry_markdown(entry: ContextEntry) -> str:
 
 
 def export_markdown(conversation: Conversation, context: Context) -> str:
-    """The conversation as a Markdown document: a header, then one section per entry."""
+    """The conversation as a Markdown document: a header, then one section per entry.
+
+    Control characters are neutralised (ESC shows as ``␛``); see the module docstring.
+    """
     header = [
-        f"# {conversation.title}",
+        f"# {one_line(conversation.title)}",
         "",
-        f"- Backend: {conversation.backend or 'unknown'}",
-        f"- Model: {conversation.model or 'unknown'}",
+        f"- Backend: {one_line(conversation.backend) or 'unknown'}",
+        f"- Model: {one_line(conversation.model) or 'unknown'}",
         f"- Started: {_local(conversation.created)}",
         f"- Last message: {_local(conversation.updated)}",
         f"- Conversation id: `{conversation.id}`",
     ]
     sections = ["\n".join(header), *(_entry_markdown(entry) for entry in context)]
-    return "\n\n".join(sections) + "\n"
+    return printable("\n\n".join(sections) + "\n")
 
 
 def export_json(conversation: Conversation, context: Context) -> str:
@@ -130,14 +138,11 @@ def export_to_file(store: Store, conversation_id: str, directory: Path, fmt: Exp
     )
     directory = Path(directory).expanduser()
     path = directory / export_filename(conversation, fmt)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        # Conversations are private: the file is 0600 (and a new folder 0700) from the
+        # start, written atomically.
+        write_private_file(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise StoreError(
             "The conversation could not be exported.",
             reason=f"{exc.filename or directory}: {exc.strerror or exc}",

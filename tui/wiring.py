@@ -91,7 +91,9 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
 
     CA file: ``--ca-cert``, ``SPEZICHAT_FOG_CA_CERT``, ``[fog] ca_cert``. Token:
     ``--token-command``, ``SPEZICHAT_FOG_TOKEN``, ``[fog] token_command``, the stored
-    token file. ``--insecure`` allows plain-HTTP nodes like ``[fog] allow_http``.
+    token file. ``--insecure`` allows plain-HTTP nodes like ``[fog] allow_http`` (without
+    the token); ``--allow-http-node`` entries add to ``[fog] allow_http_nodes`` (the
+    plain-HTTP nodes on other hosts that may get the token).
     """
     import os
     from pathlib import Path
@@ -118,6 +120,7 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
             expected_host=fog.expected_host.strip().rstrip("."),
             token=token,
             allow_http=bool(cli.get("insecure")) or fog.allow_http,
+            allow_http_nodes=_allow_list(fog.allow_http_nodes, cli.get("allow_http_nodes")),
             discovery_timeout=float(cli.get("discovery_timeout") or fog.discovery_timeout),
             manual_nodes=tuple(fog.manual_nodes),
             service_names=tuple(fog.service_names),
@@ -134,8 +137,31 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
         ) from exc
 
 
+def _allow_list(configured: Any, given: Any) -> tuple[str, ...]:
+    """``[fog] allow_http_nodes`` and the ``--allow-http-node`` entries, in that order."""
+    if isinstance(configured, str) or not isinstance(configured, (list, tuple)):
+        raise ValueError("allow_http_nodes must be a list of strings such as ['10.0.0.5:8080']")
+    entries = [*configured, *(given or ())]
+    if not all(isinstance(entry, str) for entry in entries):
+        raise ValueError("allow_http_nodes must be a list of strings such as ['10.0.0.5:8080']")
+    return tuple(dict.fromkeys(entry.strip() for entry in entries))
+
+
+def tool_timeout(settings: Settings) -> float:
+    """``[general] tool_timeout``, checked: a hand-edited config may hold anything."""
+    value = settings.general.tool_timeout
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(
+            "The function-call time limit is invalid.",
+            reason=f"[general] tool_timeout must be a number of seconds above 0, got {value!r}.",
+            suggestion="Fix tool_timeout in config.toml (for example 60), or remove it.",
+        )
+    return float(value)
+
+
 def make_schema(options: ChatOptions, settings: Settings) -> Schema:
     """Create the schema that asks ``options.backend`` for a chat as described."""
+    timeout = tool_timeout(settings)
     if options.backend == "mock":
         from backends.mock import MockSchema
 
@@ -143,6 +169,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             model=options.model or "mock",
             system_prompts=options.system_prompts,
             functions=options.tools,
+            tool_timeout=timeout,
             **options.extra,
         )
     if options.backend == "openai":
@@ -159,6 +186,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             model=options.model,
             system_prompts=options.system_prompts,
             functions=options.tools,
+            tool_timeout=timeout,
             temperature=options.temperature,
             top_p=options.top_p,
             max_completion_tokens=options.max_tokens,
@@ -175,6 +203,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             model=options.model or starter_entry().id,
             system_prompts=options.system_prompts,
             functions=options.tools,
+            tool_timeout=timeout,
             chat_format=options.chat_format or local.chat_format,
             n_gpu_layers=local.n_gpu_layers,
             n_ctx=local.n_ctx,
@@ -200,6 +229,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             model=options.model,
             system_prompts=options.system_prompts,
             functions=options.tools,
+            tool_timeout=timeout,
             temperature=options.temperature,
             top_p=options.top_p,
             max_completion_tokens=options.max_tokens,

@@ -5,6 +5,11 @@ does (sessions may live longer than a token). Providers: a fixed token, an envir
 variable read on each request, a file, or a command whose output is the token (run once,
 cached until a node answers 401, then run again). Providers fit the token protocol of the
 OpenAI-compatible client, which asks again with ``refresh=True`` after a 401.
+
+Every token is checked where it enters (:func:`backends.secrets.check_secret`): one with
+a line break, a space or a non-ASCII character raises :class:`FogInvalidTokenError`
+naming its source, never the token. Tokens are handed out as
+:class:`~backends.secrets.Secret` so that they do not show in tracebacks or logs.
 """
 
 from __future__ import annotations
@@ -14,9 +19,23 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from backends.errors import InvalidSecretError
 from backends.fog.errors import FogTokenError
+from backends.secrets import Secret
+from backends.untrusted import one_line
 
 TOKEN_ENV = "SPEZICHAT_FOG_TOKEN"
+WHAT = "fog node token"
+
+
+class FogInvalidTokenError(FogTokenError, InvalidSecretError):
+    """A token source produced a token that cannot be sent (not printable ASCII)."""
+
+    description = "The fog node token cannot be used."
+
+
+def _checked(value: str | Secret, source: str) -> Secret:
+    return Secret.checked(value, what=WHAT, source=source, error=FogInvalidTokenError)
 
 
 class TokenProvider(Protocol):
@@ -29,21 +48,24 @@ class TokenProvider(Protocol):
     source: str
     """Human-readable origin of the token, used in error messages."""
 
-    async def __call__(self, *, refresh: bool = False) -> str | None: ...
+    async def __call__(self, *, refresh: bool = False) -> Secret | None: ...
 
 
 class StaticToken:
     """A token given directly (for example typed during onboarding)."""
 
-    def __init__(self, token: str, source: str = "the configured token") -> None:
-        self._token = token.strip()
+    def __init__(self, token: str | Secret, source: str = "the configured token") -> None:
+        self._token = Secret.of(token)
+        del token
         self.source = source
 
     def __repr__(self) -> str:  # never show the token in logs or tracebacks
         return f"StaticToken(source={self.source!r})"
 
-    async def __call__(self, *, refresh: bool = False) -> str | None:
-        return self._token or None
+    async def __call__(self, *, refresh: bool = False) -> Secret | None:
+        if self._token is None or not self._token.reveal().strip():
+            return None
+        return _checked(self._token, self.source)
 
 
 class EnvToken:
@@ -53,8 +75,12 @@ class EnvToken:
         self.variable = variable
         self.source = f"the environment variable {variable}"
 
-    async def __call__(self, *, refresh: bool = False) -> str | None:
-        return os.environ.get(self.variable, "").strip() or None
+    def __repr__(self) -> str:
+        return f"EnvToken({self.variable!r})"
+
+    async def __call__(self, *, refresh: bool = False) -> Secret | None:
+        value = Secret.of(os.environ.get(self.variable, "").strip())
+        return _checked(value, self.source) if value is not None else None
 
 
 class FileToken:
@@ -64,14 +90,20 @@ class FileToken:
         self.path = path
         self.source = f"the token file {path}"
 
-    async def __call__(self, *, refresh: bool = False) -> str | None:
+    def __repr__(self) -> str:
+        return f"FileToken({str(self.path)!r})"
+
+    async def __call__(self, *, refresh: bool = False) -> Secret | None:
         try:
-            return self.path.read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
+            value = Secret.of(self.path.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
             raise FogTokenError(
-                reason=f"The token file {self.path} could not be read: {exc.strerror or exc}.",
+                reason=f"The token file {self.path} could not be read: "
+                f"{why or type(exc).__name__}.",
                 suggestion="Check the file's path and permissions, or store the token again.",
-            ) from exc
+            ) from None  # a decoding error would carry the file's bytes
+        return _checked(value, self.source) if value is not None else None
 
 
 class CommandToken:
@@ -85,13 +117,16 @@ class CommandToken:
         again: several requests refused at once (or one refusal asked about twice) then
         run the command once."""
         self.source = f"the token command `{command}`"
-        self._cached: str | None = None
+        self._cached: Secret | None = None
         self._refreshed: float | None = None
         self._lock = asyncio.Lock()
         self.runs = 0
         """How many times the command ran (shown by diagnostics)."""
 
-    async def __call__(self, *, refresh: bool = False) -> str | None:
+    def __repr__(self) -> str:
+        return f"CommandToken({self.command!r})"
+
+    async def __call__(self, *, refresh: bool = False) -> Secret | None:
         async with self._lock:
             now = asyncio.get_running_loop().time()
             just_refreshed = self._refreshed is not None and now - self._refreshed < self.min_age
@@ -101,7 +136,7 @@ class CommandToken:
                     self._refreshed = now
             return self._cached
 
-    async def _run(self) -> str:
+    async def _run(self) -> Secret:
         self.runs += 1
         try:
             process = await asyncio.create_subprocess_shell(
@@ -127,19 +162,21 @@ class CommandToken:
                 suggestion="Run the command by hand to see where it hangs.",
             ) from exc
         if process.returncode != 0:
+            del out  # whatever it printed may be a token
             last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise FogTokenError(
                 reason=f"The token command `{self.command}` exited with status "
-                f"{process.returncode} ({last[0]}).",
+                f"{process.returncode} ({one_line(last[0])}).",
                 suggestion="Run the command by hand and fix what it reports.",
             )
-        token = out.decode(errors="replace").strip()
-        if not token:
+        token = Secret.of(out.decode(errors="replace").strip())
+        del out
+        if token is None:
             raise FogTokenError(
                 reason=f"The token command `{self.command}` printed nothing.",
                 suggestion="The command must print the bearer token on standard output.",
             )
-        return token
+        return _checked(token, f"the output of {self.source}")
 
 
 def _kill_group(pid: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from backends.errors import ConfigurationError
 from backends.fog.config import DEFAULT_HOST
+from backends.secrets import private_directory, write_private_file
 
 CA_DAYS = 3650
 SERVER_DAYS = 365
@@ -88,13 +89,16 @@ def _validate_host(host: str) -> str:
 
 
 def _write(path: Path, data: bytes, *, private: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if private:  # a private key: atomic, mode 0600 from the first byte
+        write_private_file(path, data)
+        return
+    private_directory(path.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(path, flags, 0o600 if private else 0o644)
+    fd = os.open(path, flags, 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     # os.open's mode is filtered by the umask and ignored for existing files.
-    os.chmod(path, 0o600 if private else 0o644)
+    os.chmod(path, 0o644)
 
 
 def create_node_certificates(

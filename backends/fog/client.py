@@ -47,9 +47,21 @@ class FogErrorMapper(ErrorMapper):
     def http_error(
         self, status: int, info: APIErrorInfo, headers: httpx.Headers, *, model: str | None
     ) -> LLMError:
+        if 300 <= status < 400:
+            return redirect_error(self.url, status, headers.get("location", ""))
         error = error_for_status(status, info.message, model=model or "", node=self.url)
         if isinstance(error, FogUnauthorizedError):
             token = self.config.token
+            if token is not None and not self.config.may_send_token(self.url):
+                from backends.fog.plain_http import not_allowed_error
+
+                allow = not_allowed_error("The node", self.url)
+                error.reason = (
+                    f"{self.url} answered HTTP {status}. The token was not sent: the node "
+                    "uses plain HTTP on the network and is not on your allow list."
+                )
+                error.suggestion = allow.suggestion
+                return error
             source = (
                 f"The token from {token.source} was not accepted."
                 if token is not None
@@ -89,6 +101,25 @@ class FogErrorMapper(ErrorMapper):
         )
 
 
+def redirect_error(url: str, status: int, location: str) -> FogConnectivityError:
+    """A node answered with a redirect: never followed, since the request carries the
+    token and the new URL (plain HTTP, another host) was not checked."""
+    from backends.untrusted import one_line
+
+    where = f" to {one_line(location)[:200]}" if location else ""
+    return FogConnectivityError(
+        "The fog node answered with a redirect, which is not followed.",
+        reason=(
+            f"{url} answered HTTP {status}{where}. Redirects are refused so that the "
+            "bearer token never travels to a URL you did not choose (plain HTTP included)."
+        ),
+        suggestion=(
+            "Configure the node's final address: its https:// URL in manual_nodes, or "
+            "advertise the port it really serves on."
+        ),
+    )
+
+
 def api_base(url: str) -> str:
     """The OpenAI API base of a node URL (``https://host:port`` -> ``.../v1``)."""
     url = url.rstrip("/")
@@ -98,18 +129,22 @@ def api_base(url: str) -> str:
 def node_client(http: httpx.AsyncClient, url: str, config: FogConfig) -> ChatCompletionsClient:
     """A chat-completions client for one node URL (``https://10.0.0.5:443``).
 
-    Refuses plain HTTP to other machines unless allowed. Sends only the fog token.
+    Refuses plain HTTP to other machines unless allowed. Sends only the fog token, and
+    only where :meth:`FogConfig.may_send_token` says so: a plain-HTTP node on another
+    host that the user did not name (allowed by ``allow_http`` alone) gets no token.
+    Redirects are never followed.
     """
     check_url_allowed(url, config)
     headers, extensions = sni_for(url, config)
     return ChatCompletionsClient(
         http,
         api_base(url),
-        token=config.token,
+        token=config.token if config.may_send_token(url) else None,
         errors=FogErrorMapper(url, config),
         retry=RetryPolicy(max_attempts=1),
         headers=headers,
         extensions=extensions,
+        token_name="fog node token",
     )
 
 

@@ -37,17 +37,13 @@ API_KEY_FILE = Path("auth") / "api_key"
 
 
 def create_api_key(path: Path, *, overwrite: bool = False) -> str:
-    """Write a new random API key to ``path`` (mode 0600) and return it."""
-    import os
+    """Write a new random API key to ``path`` (atomically, mode 0600) and return it."""
+    from backends.secrets import write_private_file
 
     if path.exists() and not overwrite:
         return read_api_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = "fog-" + secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
-    os.chmod(path, 0o600)
+    write_private_file(path, key + "\n")
     return key
 
 

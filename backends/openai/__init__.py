@@ -29,9 +29,10 @@ Layers, from the wire up (each usable on its own):
     ``base_url``, follows no redirects, retries failures that happened before any
     output, and parses the spec's ErrorResponse into :class:`APIErrorInfo`.
 
-    * :class:`TokenProvider`: ``async (refresh: bool) -> str | None``; after a 401 it is
-      asked once with ``refresh=True`` and the request is repeated if the token changed.
-      :func:`static_token` wraps a fixed key.
+    * :class:`TokenProvider`: ``async (refresh: bool) -> Secret | str | None``; after a
+      401 it is asked once with ``refresh=True`` and the request is repeated if the token
+      changed. :func:`static_token` wraps a fixed key. The token is checked and set by
+      :class:`BearerAuth`; a bad one raises InvalidSecretError, never quoting it.
     * :class:`ErrorMapper`: subclass and override ``http_error(status, info, headers,
       model=)``, ``stream_error``, ``transport_error``, ``stream_cut``, ``bad_chunk`` to
       raise your own :class:`~backends.errors.LLMError` subclasses; set ``retryable``

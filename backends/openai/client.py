@@ -6,6 +6,10 @@ retrieves models, attaches the bearer token from a :class:`TokenProvider`, retri
 may succeed on a second try (:class:`RetryPolicy`) and turns every failure into a typed
 error through an :class:`ErrorMapper`. :class:`ChatCompletionsSession` is a session that
 streams through such a client; a platform only says which client a session uses.
+
+The token travels as a :class:`backends.secrets.Secret` down to
+:class:`backends.openai.auth.BearerAuth`, which checks it and sets the header on the
+request itself; an error of httpx or h11 that would quote a header is reported without it.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from backends.context import Context
-from backends.errors import LLMError
+from backends.errors import ConfigurationError, LLMError
 from backends.events import Notice, PlatformEvent
+from backends.openai.auth import BearerAuth as BearerAuth  # re-exported: defined there
+from backends.openai.auth import TokenProvider as TokenProvider
+from backends.openai.auth import static_token as static_token
 from backends.openai.chat import ChatCompletionsSchema, StreamAccumulator, build_request_body
 from backends.openai.errors import (
     APIErrorInfo,
@@ -41,26 +48,8 @@ from backends.openai.errors import (
     StreamFormatError,
 )
 from backends.openai.sse import SSEReader
+from backends.secrets import Secret
 from backends.session import Session
-
-
-class TokenProvider(Protocol):
-    """Supplies the bearer token; ``refresh=True`` after a 401 asks for a new one.
-
-    Returning ``None`` sends no Authorization header. Returning the same token on a
-    refresh means "no better token": the 401 is then reported.
-    """
-
-    def __call__(self, *, refresh: bool = False) -> Awaitable[str | None]: ...
-
-
-def static_token(token: str | None) -> TokenProvider:
-    """A provider that always returns ``token``."""
-
-    async def provide(*, refresh: bool = False) -> str | None:
-        return token
-
-    return provide
 
 
 @dataclass(frozen=True)
@@ -183,6 +172,25 @@ class ErrorMapper:
         """A stream event that is not a chat-completion chunk."""
         return StreamFormatError(reason=f"Unreadable stream data: {data[:200]!r}")
 
+    def request_refused(self, exc: Exception) -> LLMError:
+        """httpx or h11 refused to build or send a request (a header they cannot carry).
+
+        Their messages quote the offending value, which may be the key: only the kind
+        of failure is reported.
+        """
+        return ConfigurationError(
+            f"The request to {self.service} could not be sent.",
+            reason=(
+                f"The HTTP library refused it ({type(exc).__name__}): a header or the URL "
+                "holds characters HTTP does not allow. The details are not shown, as they "
+                "may contain the key or token."
+            ),
+            suggestion=(
+                "Check the key or token (printable ASCII, one line) and the configured "
+                "base URL and host name."
+            ),
+        )
+
     def no_events(self, size: int) -> LLMError:
         """A response labelled as an event stream whose body held no server-sent event."""
         return StreamFormatError(
@@ -270,6 +278,7 @@ class ChatCompletionsClient:
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
         extensions: Mapping[str, Any] | None = None,
+        token_name: str = "API key",
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -279,30 +288,47 @@ class ChatCompletionsClient:
         self.headers = dict(headers or {})
         self.extensions = dict(extensions or {})
         """httpx request extensions for every request (for example ``sni_hostname``)."""
+        self.token_name = token_name
+        """What the token is, in errors ("API key", "fog node token")."""
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    async def _token(self, *, refresh: bool = False) -> Secret | None:
+        return Secret.of(await self.token(refresh=refresh))
+
+    def _auth(self, token: Secret | None) -> BearerAuth | None:
+        if token is None:
+            return None
+        source = getattr(self.token, "source", None)
+        return BearerAuth(
+            token,
+            what=self.token_name,
+            source=source if isinstance(source, str) else f"the {self.token_name} setting",
+        )
+
     async def _request(
-        self, method: str, path: str, *, body: Any = None, stream: bool, refresh: bool = False
+        self, method: str, path: str, *, body: Any = None, stream: bool, token: Secret | None
     ) -> httpx.Response:
         url = self.url(path)
         if not url.startswith(self.base_url + "/"):  # pragma: no cover - defensive
             raise ValueError("refusing to send credentials outside the base URL")
         headers = dict(self.headers)
-        token = await self.token(refresh=refresh)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         if stream:
             headers["Accept"] = "text/event-stream"
-        request = self.http.build_request(
-            method,
-            url,
-            json=body,
-            headers=headers,
-            extensions=self.extensions or None,
+        try:
+            request = self.http.build_request(
+                method,
+                url,
+                json=body,
+                headers=headers,
+                extensions=self.extensions or None,
+            )
+        except (UnicodeError, ValueError, httpx.InvalidURL) as exc:
+            raise self.errors.request_refused(exc) from None
+        return await self.http.send(
+            request, stream=stream, follow_redirects=False, auth=self._auth(token)
         )
-        return await self.http.send(request, stream=stream, follow_redirects=False)
 
     async def _checked(
         self,
@@ -319,12 +345,16 @@ class ChatCompletionsClient:
         After a 401 the token provider is asked once for a fresh token.
         """
         refreshed = False
+        token = await _until_cancelled(self._token(), cancel)
         while True:
             try:
                 response = await _until_cancelled(
-                    self._request(method, path, body=body, stream=stream, refresh=refreshed),
+                    self._request(method, path, body=body, stream=stream, token=token),
                     cancel,
                 )
+            except httpx.LocalProtocolError as exc:
+                # h11's message quotes the offending header, which may be the token.
+                raise self.errors.request_refused(exc) from None
             except httpx.TransportError as exc:
                 raise self.errors.transport_error(exc, partial=False) from exc
             if response.is_success:
@@ -337,10 +367,9 @@ class ChatCompletionsClient:
                 await response.aclose()
             info = _error_info(raw, response.status_code)
             if response.status_code == 401 and not refreshed:
-                used = response.request.headers.get("Authorization")
-                fresh = await self.token(refresh=True)
-                if fresh and f"Bearer {fresh}" != used:
-                    refreshed = True
+                fresh = await self._token(refresh=True)
+                if fresh is not None and fresh != token:
+                    token, refreshed = fresh, True
                     continue
             raise self.errors.http_error(response.status_code, info, response.headers, model=model)
 

@@ -3,7 +3,10 @@
 Resolution order: an explicit key (schema or platform), then ``OPENAI_API_KEY``, then the
 stored secret. The secret lives in the system keyring when a usable keyring backend is
 installed, otherwise in ``openai_api_key`` (mode 0600) in the platformdirs config
-directory. Nothing here logs or prints a key; :func:`mask_key` is for display.
+directory. Every source is checked with :func:`backends.secrets.check_secret`: a key
+that cannot go into an HTTP header (a pasted '…', a line break) is refused with an
+error naming the source, never the key. Nothing here logs or prints a key;
+:func:`mask_key` is for display.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from backends.openai.errors import KeyStorageError
+from backends.secrets import Secret, write_private_file
 
 ENV_VAR = "OPENAI_API_KEY"
 KEYRING_SERVICE = "spezichat"
 KEYRING_USERNAME = "openai-api-key"
 KEY_FILE_NAME = "openai_api_key"
+WHAT = "OpenAI API key"
+ENV_SOURCE = f"the {ENV_VAR} environment variable"
+EXPLICIT_SOURCE = "the api_key setting of the OpenAI platform or schema"
+KEYRING_SOURCE = f"the system keyring (service '{KEYRING_SERVICE}')"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,11 @@ class ResolvedKey:
     def __repr__(self) -> str:  # never show the key in tracebacks or logs
         return f"ResolvedKey(value={mask_key(self.value)!r}, source={self.source!r})"
 
+    @property
+    def secret(self) -> Secret:
+        """The key wrapped, for carrying it on to a request."""
+        return Secret(self.value)
+
 
 def mask_key(key: str) -> str:
     """The key with all but its first 3 and last 4 characters hidden."""
@@ -41,15 +54,8 @@ def mask_key(key: str) -> str:
     return f"{key[:3]}{'*' * 8}{key[-4:]}"
 
 
-def _clean(key: str) -> str:
-    key = key.strip()
-    if not key or any(ch.isspace() for ch in key):
-        raise KeyStorageError(
-            "The API key is not valid.",
-            reason="An API key is one word without spaces, and the input was empty or had spaces.",
-            suggestion="Paste the key exactly as OpenAI shows it.",
-        )
-    return key
+def _checked(value: str | Secret, source: str) -> Secret:
+    return Secret.checked(value, what=WHAT, source=source)
 
 
 def default_key_file() -> Path:
@@ -85,37 +91,47 @@ class KeyStore:
         return _usable_keyring() if self.use_keyring else None
 
     def get(self) -> ResolvedKey | None:
+        """The stored key, or ``None``; raises InvalidSecretError for one that cannot work."""
         ring = self._keyring()
         if ring is not None:
+            stored: Secret | None = None
             with contextlib.suppress(Exception):
-                value = ring.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
-                if value:
-                    return ResolvedKey(value, "keyring")
+                stored = Secret.of(ring.get_password(KEYRING_SERVICE, KEYRING_USERNAME))
+            if stored is not None:
+                return ResolvedKey(_checked(stored, KEYRING_SOURCE).reveal(), "keyring")
         try:
-            value = self.path.read_text(encoding="utf-8").strip()
+            stored = Secret.of(self.path.read_text(encoding="utf-8").strip())
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
             raise KeyStorageError(
                 "The stored API key could not be read.",
-                reason=f"{self.path}: {exc.strerror or exc}",
+                reason=f"{self.path}: {why or type(exc).__name__}",
                 suggestion="Fix the file's permissions, or store the key again.",
-            ) from exc
-        return ResolvedKey(value, "file") if value else None
+            ) from None  # a decoding error would carry the file's bytes
+        if stored is None:
+            return None
+        return ResolvedKey(_checked(stored, f"the key file {self.path}").reveal(), "file")
 
-    def set(self, key: str) -> str:
-        """Store ``key``; returns where it went ("keyring" or the file path)."""
-        key = _clean(key)
+    def set(self, key: str | Secret, *, source: str = "the key to store") -> str:
+        """Store ``key``; returns where it went ("keyring" or the file path).
+
+        ``source`` names where the key came from, for the error when it cannot be used.
+        """
+        secret = key if isinstance(key, Secret) else Secret(key)
+        del key  # no plain key in this frame: a traceback shows its locals
+        secret = _checked(secret, source)
         ring = self._keyring()
         if ring is not None:
             try:
-                ring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, key)
+                ring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, secret.reveal())
             except Exception:
                 pass  # a locked or broken keyring: fall back to the file
             else:
                 self._remove_file()
                 return "keyring"
-        self._write_file(key)
+        self._write_file(secret)
         return str(self.path)
 
     def delete(self) -> list[str]:
@@ -131,17 +147,9 @@ class KeyStore:
             removed.append(str(self.path))
         return removed
 
-    def _write_file(self, key: str) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
+    def _write_file(self, key: Secret) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(key + "\n")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            write_private_file(self.path, key.reveal() + "\n")
         except OSError as exc:
             raise KeyStorageError(
                 reason=f"{self.path}: {exc.strerror or exc}",
@@ -162,16 +170,23 @@ class KeyStore:
 
 
 def resolve_api_key(
-    explicit: str | None = None,
+    explicit: str | Secret | None = None,
     *,
     store: KeyStore | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedKey | None:
-    """The key to use: ``explicit``, then ``OPENAI_API_KEY``, then the stored one."""
-    if explicit:
-        return ResolvedKey(explicit.strip(), "explicit")
-    env = os.environ if environ is None else environ
-    value = env.get(ENV_VAR, "").strip()
-    if value:
-        return ResolvedKey(value, ENV_VAR)
+    """The key to use: ``explicit``, then ``OPENAI_API_KEY``, then the stored one.
+
+    Raises :class:`~backends.errors.InvalidSecretError` naming the source when the first
+    key found cannot be sent (a non-ASCII character, a space, a line break).
+    """
+    given = Secret.of(explicit)
+    del explicit
+    if given is not None:
+        return ResolvedKey(_checked(given, EXPLICIT_SOURCE).reveal(), "explicit")
+    # No local for the environment: its repr in a traceback would list every variable.
+    from_env = Secret.of((os.environ if environ is None else environ).get(ENV_VAR, "").strip())
+    del environ
+    if from_env is not None:
+        return ResolvedKey(_checked(from_env, ENV_SOURCE).reveal(), ENV_VAR)
     return (store or KeyStore()).get()

@@ -22,6 +22,7 @@ from backends.openai.client import (
 )
 from backends.openai.errors import MissingAPIKeyError
 from backends.openai.keys import KeyStore, ResolvedKey, resolve_api_key
+from backends.secrets import Secret
 from backends.session import Platform
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -67,7 +68,7 @@ class OpenAIPlatform(Platform[OpenAISchema]):
         self,
         *,
         base_url: str | None = None,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         timeout: float = 60.0,
         max_concurrent_streams: int = 4,
         retry: RetryPolicy | None = None,
@@ -85,7 +86,7 @@ class OpenAIPlatform(Platform[OpenAISchema]):
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.errors = errors or ErrorMapper()
-        self._api_key = api_key
+        self._api_key = Secret.of(api_key)
         self._key_store = key_store
         self._http: httpx.AsyncClient | None = None
         self._accessible: set[tuple[str, str]] = set()
@@ -106,29 +107,29 @@ class OpenAIPlatform(Platform[OpenAISchema]):
             )
         return self._http
 
-    def resolve_key(self, override: str | None = None) -> ResolvedKey | None:
+    def resolve_key(self, override: str | Secret | None = None) -> ResolvedKey | None:
         """The key for a request: schema override, platform key, env, stored secret."""
         resolved = resolve_api_key(override or self._api_key, store=self._key_store)
         if resolved is None and requires_key(self.base_url):
             raise MissingAPIKeyError()
         return resolved
 
-    def client(self, api_key: str | None = None) -> ChatCompletionsClient:
+    def client(self, api_key: str | Secret | None = None) -> ChatCompletionsClient:
         """A client for this platform's base URL with the resolved key."""
         resolved = self.resolve_key(api_key)
         return ChatCompletionsClient(
             self.http,
             self.base_url,
-            token=static_token(resolved.value if resolved else None),
+            token=static_token(resolved.secret if resolved else None),
             errors=self.errors,
             retry=self.retry,
         )
 
-    async def list_models(self, api_key: str | None = None) -> list[ModelInfo]:
+    async def list_models(self, api_key: str | Secret | None = None) -> list[ModelInfo]:
         """The models the key can use (GET /models), sorted by id."""
         return await self.client(api_key).list_models()
 
-    async def check_model_access(self, model: str, api_key: str | None = None) -> None:
+    async def check_model_access(self, model: str, api_key: str | Secret | None = None) -> None:
         """GET /models/{model}; raises ModelAccessError (or another typed error) on failure."""
         resolved = self.resolve_key(api_key)
         fingerprint = hashlib.sha256((resolved.value if resolved else "").encode()).hexdigest()

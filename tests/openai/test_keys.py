@@ -10,7 +10,8 @@ import keyring
 import keyring.backend
 import pytest
 
-from backends.openai import KeyStorageError, KeyStore, mask_key, resolve_api_key
+from backends.errors import InvalidSecretError
+from backends.openai import KeyStore, mask_key, resolve_api_key
 from backends.openai.keys import KEYRING_SERVICE, KEYRING_USERNAME, default_key_file
 
 KEY = "sk-proj-abcdefghijklmnop1234"
@@ -90,10 +91,10 @@ def test_the_keyring_is_used_when_a_backend_works(memory_keyring: MemoryKeyring)
 
 
 def test_a_key_with_spaces_is_refused() -> None:
-    with pytest.raises(KeyStorageError) as info:
+    with pytest.raises(InvalidSecretError) as info:
         KeyStore().set("sk-abc def")
-    assert "not valid" in info.value.description
-    with pytest.raises(KeyStorageError):
+    assert "cannot be used" in info.value.description and "a space" in info.value.reason
+    with pytest.raises(InvalidSecretError):
         KeyStore().set("   ")
 
 

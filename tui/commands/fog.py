@@ -123,7 +123,8 @@ def add_parser(subparsers: Any) -> None:
             "Announce an OpenAI-compatible server that already listens on PORT so that "
             "clients find it, until Ctrl+C. With --tls it is announced as _https._tcp (its "
             "certificate must be issued for --host); without, as _http._tcp, which clients "
-            "use only on loopback or with --insecure."
+            "use only on loopback, with --insecure (without their token), or when they "
+            "allow the node (--allow-http-node ADDRESS:PORT, sending the token unencrypted)."
         ),
     )
     advertise.add_argument("--port", type=int, required=True, help="port the server listens on")
@@ -227,6 +228,7 @@ def _advertise(args: argparse.Namespace) -> int:
     import sys
 
     from backends.fog.advertise import FogAdvertiser
+    from backends.untrusted import one_line
 
     async def main() -> int:
         advertiser = FogAdvertiser(
@@ -239,7 +241,7 @@ def _advertise(args: argparse.Namespace) -> int:
         async with advertiser:
             kind = "_https._tcp" if args.tls else "_http._tcp"
             print(
-                f"Advertising '{advertiser.registered_name}' ({kind}) for "
+                f"Advertising '{one_line(advertiser.registered_name)}' ({kind}) for "
                 f"{args.host} on {', '.join(advertiser.addresses)} port {args.port}.",
                 flush=True,
             )
@@ -279,6 +281,7 @@ def _serve(args: argparse.Namespace) -> int:
     from backends.fog.advertise import FogAdvertiser
     from backends.fog.certs import NodeCertificates
     from backends.fog.serve import API_KEY_FILE, ServeOptions, default_listen, read_api_key, serve
+    from backends.untrusted import one_line
 
     directory = _node_dir(args)
     certs = None
@@ -320,7 +323,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Serving {options.model_id} at {url} ({auth}).", flush=True)
         if advertiser is not None:
             print(
-                f"Advertised as '{advertiser.registered_name}' on "
+                f"Advertised as '{one_line(advertiser.registered_name)}' on "
                 f"{', '.join(advertiser.addresses)}. Press Ctrl+C to stop.",
                 flush=True,
             )
@@ -330,8 +333,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_main(options: Any, ready: Any, serve: Any) -> int:
+    from backends.untrusted import one_line
+
     def request(line: str) -> None:
-        print(line, flush=True)
+        # Request paths come from network clients: no control characters in the log.
+        print(one_line(line), flush=True)
 
     try:
         await serve(options, on_ready=ready, on_request=request, on_event=request)

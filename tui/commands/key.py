@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backends.secrets import Secret
 
 
 def add_parser(subparsers: Any) -> None:
@@ -29,12 +32,18 @@ def add_parser(subparsers: Any) -> None:
     actions.add_parser("delete", help="remove the stored key")
 
 
-def _read_key() -> str:
+def _read_key() -> tuple[Secret, str]:
+    """The key the user gives, and where it came from (for errors: never the key)."""
+    from backends.secrets import Secret
+
     if sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass("OpenAI API key: ")
-    return sys.stdin.readline()
+        return Secret(getpass.getpass("OpenAI API key: ")), "the key typed at the prompt"
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is not None:  # bytes that are not UTF-8 become U+FFFD, which the check names
+        return Secret(raw.readline().decode("utf-8", "replace")), "standard input"
+    return Secret(sys.stdin.readline()), "standard input"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     store = KeyStore()
     try:
         if args.action == "set":
-            key = _read_key().strip()
-            where = store.set(key)
-            print(f"Stored the OpenAI API key {mask_key(key)} in {where}.")
+            key, source = _read_key()
+            where = store.set(key, source=source)  # checked there: no key with '…' or a tab
+            print(f"Stored the OpenAI API key {mask_key(key.reveal().strip())} in {where}.")
             if os.environ.get(ENV_VAR):
                 print(f"Note: {ENV_VAR} is set and takes precedence over the stored key.")
             return 0

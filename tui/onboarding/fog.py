@@ -19,6 +19,9 @@ from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from backends.errors import LLMError
+from backends.fog.auth import WHAT
+from backends.secrets import Secret, write_private_file
+from backends.untrusted import one_line, printable
 from tui.onboarding.flow import Branch, OnboardingState, OnboardingStep, backend_missing
 
 if TYPE_CHECKING:
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     from backends.fog.discovery import FogNode
 
 TOKEN = "fog.token"
-"""State key: the token typed in the first step (stored when the flow picks a model)."""
+"""State key: the token typed in the first step, a checked
+:class:`~backends.secrets.Secret` (stored when the flow picks a model)."""
 NODE = "fog.node"
 """State key: the node chosen in the second step (a FogNode)."""
 
@@ -44,21 +48,32 @@ def _config(state: OnboardingState) -> FogConfig:
     from tui.wiring import fog_config
 
     config = fog_config(state.settings)
-    typed = state.values.get(TOKEN) or ""
-    return dataclasses.replace(config, token=StaticToken(typed)) if typed else config
+    typed = state.values.get(TOKEN)
+    return dataclasses.replace(config, token=StaticToken(typed, FIELD)) if typed else config
 
 
-def store_token(token: str) -> Path:
+FIELD = "the token field"
+"""Where a typed token comes from, in errors."""
+
+
+def typed_token(value: str) -> Secret | None:
+    """The token typed in the field, checked; ``None`` when the field is empty."""
+    from backends.fog.auth import FogInvalidTokenError
+
+    if not value.strip():
+        return None
+    return Secret.checked(value, what=WHAT, source=FIELD, error=FogInvalidTokenError)
+
+
+def store_token(token: str | Secret) -> Path:
     """Write the bearer token to the config directory, readable only by this user."""
     from tui.settings import config_dir
     from tui.wiring import FOG_TOKEN_FILE
 
     path = config_dir() / FOG_TOKEN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
+    secret = token if isinstance(token, Secret) else Secret(token)
+    del token
+    write_private_file(path, secret.reveal() + "\n")
     return path
 
 
@@ -80,8 +95,9 @@ class FogAccessStep(OnboardingStep):
         yield Static("Root CA certificate (PEM file)")
         yield Input(fog.ca_cert or env_ca, placeholder="~/fog/ca.crt", id="fog-ca")
         yield Static("Bearer token (the node's API key)")
+        typed: Secret | None = self.state.values.get(TOKEN)
         yield Input(
-            self.state.values.get(TOKEN, ""),
+            typed.reveal() if typed is not None else "",
             placeholder="paste the token",
             password=True,
             id="fog-token",
@@ -92,7 +108,7 @@ class FogAccessStep(OnboardingStep):
         if fog.token_command:
             hints.append(f"Leave it empty to run the token command `{fog.token_command}`.")
         hints.append("Without a CA only plain-HTTP nodes on this computer can be used.")
-        yield Static(" ".join(hints), classes="onboarding-hint")
+        yield Static(Content(printable(" ".join(hints))), classes="onboarding-hint")
         yield Static("", id="fog-access-status")
         yield Button("Search the network", id="fog-search", variant="primary")
 
@@ -114,33 +130,48 @@ class FogAccessStep(OnboardingStep):
         try:
             if path is not None:
                 ssl_context(path)  # exists and is a PEM certificate
+            token = typed_token(self.query_one("#fog-token", Input).value)
         except LLMError as error:
             status.update(
                 Content.assemble(
-                    ("⚠ " + error.description, "bold"), f"\n{error.reason}\n→ {error.suggestion}"
+                    ("⚠ " + printable(error.description), "bold"),
+                    printable(f"\n{error.reason}\n→ {error.suggestion}"),
                 )
             )
             status.add_class("error")
             return
         self.state.settings.fog.ca_cert = str(path) if path else ""
-        self.state.values[TOKEN] = self.query_one("#fog-token", Input).value.strip()
+        self.state.values[TOKEN] = token  # a Secret: its repr is masked
         self.flow.advance()
 
 
 def node_prompt(node: FogNode) -> Content:
-    """One line per fact: name and where; then models and latency, or the problem."""
-    where = (node.url or (node.urls()[0] if node.addresses else "")).split("://", 1)[-1]
+    """One line per fact: name and where; then models and latency, or the problem.
+
+    Names, models and errors come from the network: plain text, control characters shown.
+    """
+    where = one_line((node.url or (node.urls()[0] if node.addresses else "")).split("://", 1)[-1])
     security = "TLS" if node.tls else "plain HTTP"
-    head = Content.assemble((node.name, "bold"), f"  {where}  ·  {security}")
+    head = Content.assemble((one_line(node.name), "bold"), f"  {where}  ·  {security}")
     if node.status == "checking":
         return head + Content("\nchecking …")
     if node.status == "ok":
-        models = ", ".join(node.models) or "no models listed"
+        models = one_line(", ".join(node.models)) or "no models listed"
         latency = f"{node.latency_ms:.0f} ms" if node.latency_ms is not None else ""
         return head + Content(f"\n{models}  ·  {latency}")
-    problem = node.error.description if node.error else "cannot be used"
-    fix = f"\n→ {node.error.suggestion}" if node.error else ""
+    problem = one_line(node.error.description) if node.error else "cannot be used"
+    fix = f"\n→ {printable(node.error.suggestion)}" if node.error else ""
     return head + Content.assemble("\n", (f"⚠ {problem}", "bold"), fix)
+
+
+def needs_consent(node: FogNode) -> bool:
+    """A plain-HTTP node on another host, refused until the user allows it (the browser
+    refuses no other node)."""
+    return node.status == "refused" and not node.tls and not node.loopback
+
+
+def _selectable(node: FogNode) -> bool:
+    return node.status == "ok" or needs_consent(node)
 
 
 class FogNodesStep(OnboardingStep):
@@ -183,7 +214,8 @@ class FogNodesStep(OnboardingStep):
         except LLMError as error:
             status.update(
                 Content.assemble(
-                    ("⚠ " + error.description, "bold"), f"\n{error.reason}\n→ {error.suggestion}"
+                    ("⚠ " + printable(error.description), "bold"),
+                    printable(f"\n{error.reason}\n→ {error.suggestion}"),
                 )
             )
 
@@ -194,13 +226,17 @@ class FogNodesStep(OnboardingStep):
         self._found = {node.key: node for node in nodes}
         options.clear_options()
         options.add_options(
-            [Option(node_prompt(node), id=node.key, disabled=node.status != "ok") for node in nodes]
+            [
+                Option(node_prompt(node), id=node.key, disabled=not _selectable(node))
+                for node in nodes
+            ]
         )
         usable = [n for n in nodes if n.status == "ok"]
-        if current in self._found and self._found[current].status == "ok":
+        selectable = usable + [n for n in nodes if needs_consent(n)]
+        if current in self._found and _selectable(self._found[current]):
             options.highlighted = options.get_option_index(current)
-        elif usable:
-            options.highlighted = options.get_option_index(usable[0].key)
+        elif selectable:
+            options.highlighted = options.get_option_index(selectable[0].key)
         if nodes:
             self.query_one("#fog-nodes-status", Static).update(
                 Content(f"{len(usable)} of {len(nodes)} nodes ready · still listening")
@@ -209,11 +245,46 @@ class FogNodesStep(OnboardingStep):
     @on(OptionList.OptionSelected, "#fog-nodes")
     def chosen(self, event: OptionList.OptionSelected) -> None:
         node = self._found.get(event.option.id or "")
+        if node is not None and needs_consent(node):
+            self._ask_consent(node)
+            return
         if node is None or node.status != "ok":
             return
         self.state.values[NODE] = node
         self.workers.cancel_group(self, "fog-browse")
         self.flow.advance()
+
+    def _ask_consent(self, node: FogNode) -> None:
+        """A plain-HTTP node on another host gets the token only after an explicit yes,
+        which puts its addresses on ``[fog] allow_http_nodes``; the list is then
+        searched again, and the node checked with the token."""
+        from backends.fog.plain_http import allow_entry
+        from tui.screens.dialogs import ConfirmDialog
+
+        entries = [allow_entry(url) for url in node.urls()]
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            fog = self.state.settings.fog
+            fog.allow_http_nodes = list(dict.fromkeys([*fog.allow_http_nodes, *entries]))
+            self.browse()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Send the token unencrypted to this node?",
+                f"{node.name} at {', '.join(entries)} uses plain HTTP. Its bearer token would "
+                "cross the network unencrypted: anyone on the network can read it, and any "
+                "machine can advertise itself as a fog node. Allow it only for a node and a "
+                "network you trust; a node served over TLS (`spezichat fog init`) needs no "
+                "such trust.",
+                yes="Allow and send the token",
+                no="Cancel",
+                detail=f"Adds {', '.join(entries)} to allow_http_nodes in the [fog] settings.",
+                id="fog-plain-http-consent",
+            ),
+            answered,
+        )
 
     def on_screen_resume(self) -> None:
         # Shown (again, when coming back from the model step): listen to the network.
@@ -230,7 +301,7 @@ class FogModelStep(OnboardingStep):
         node = self.state.values.get(NODE)
         models: list[str] = list(node.models) if node is not None else []
         if models:
-            yield OptionList(*(Option(m, id=m) for m in models), id="fog-models")
+            yield OptionList(*(Option(Content(one_line(m)), id=m) for m in models), id="fog-models")
         else:
             yield Static("The node listed no models. Type the name of the model to use:")
             yield Input(placeholder="llama3.2", id="fog-model")
@@ -256,8 +327,8 @@ class FogModelStep(OnboardingStep):
             self._use(event.value.strip())
 
     def _use(self, model: str) -> None:
-        token = self.state.values.get(TOKEN) or ""
-        if token:
+        token = self.state.values.get(TOKEN)
+        if token is not None:
             store_token(token)
         general = self.state.settings.general
         general.backend = "fog"

@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.widgets import Button, Input, OptionList, Static
 
 from backends.errors import LLMError
+from backends.untrusted import printable
 from tui.onboarding.flow import Branch, OnboardingStep, backend_missing
 from tui.screens.models import model_option, order_models
 
@@ -61,20 +62,33 @@ class ApiKeyStep(OnboardingStep):
     @on(Input.Submitted, "#api-key")
     @on(Button.Pressed, "#check")
     def submit(self) -> None:
-        typed = self.query_one("#api-key", Input).value.strip()
-        key = typed or os.environ.get(KEY_ENV, "").strip()
-        if not key:
+        from backends.openai.keys import ENV_SOURCE, WHAT
+        from backends.secrets import Secret
+
+        field = self.query_one("#api-key", Input)
+        typed = bool(field.value.strip())
+        if not typed and not os.environ.get(KEY_ENV, "").strip():
             self._show_error(
                 "No API key entered.",
                 "spezichat needs a key to use OpenAI's models.",
                 "Paste your key into the field, then press Enter.",
             )
             return
+        try:
+            # Checked here, kept as a Secret (masked repr), never a worker argument.
+            self._key = Secret.checked(
+                field.value if typed else os.environ.get(KEY_ENV, ""),
+                what=WHAT,
+                source="the API key field" if typed else ENV_SOURCE,
+            )
+        except LLMError as error:
+            self._show_error(error.description, error.reason, error.suggestion)
+            return
         self._set_busy(True)
         self.query_one("#key-status", Static).update(
             Content(self.checking.format(url=_base_url(self)))
         )
-        self.check_key(key, store=bool(typed))
+        self.check_key(store=typed)
 
     def _set_busy(self, busy: bool) -> None:
         self.query_one("#api-key", Input).disabled = busy
@@ -84,14 +98,21 @@ class ApiKeyStep(OnboardingStep):
 
     def _show_error(self, description: str, reason: str, suggestion: str) -> None:
         status = self.query_one("#key-status", Static)
-        status.update(Content.assemble(("⚠ " + description, "bold"), f"\n{reason}\n→ {suggestion}"))
+        status.update(
+            Content.assemble(
+                ("⚠ " + printable(description), "bold"),
+                printable(f"\n{reason}\n→ {suggestion}"),  # may quote the server
+            )
+        )
         status.add_class("error")
 
     @work(exclusive=True, group="onboarding-key")
-    async def check_key(self, key: str, *, store: bool) -> None:
+    async def check_key(self, *, store: bool) -> None:
         from backends.openai.keys import KeyStore
         from backends.openai.platform import OpenAIPlatform
+        from backends.secrets import Secret
 
+        key = self._key
         openai = self.state.settings.openai
         try:
             platform = OpenAIPlatform(base_url=openai.base_url, api_key=key, timeout=openai.timeout)
@@ -99,7 +120,7 @@ class ApiKeyStep(OnboardingStep):
                 models = await platform.list_models()
             finally:
                 await platform.aclose()
-            where = KeyStore().set(key) if store else KEY_ENV
+            where = KeyStore().set(key, source="the API key field") if store else KEY_ENV
         except LLMError as error:
             self._set_busy(False)
             self._show_error(
@@ -110,8 +131,8 @@ class ApiKeyStep(OnboardingStep):
             return
         self.state.values[MODELS] = [model.id for model in models]
         self.state.values["openai.key_location"] = where
-        env_key = os.environ.get(KEY_ENV, "").strip()
-        if store and env_key and env_key != key:
+        env_key = Secret.of(os.environ.get(KEY_ENV, "").strip())
+        if store and env_key is not None and env_key != key:
             self.notify(
                 f"{KEY_ENV} is set to another key and is used before the stored one. "
                 f"Unset {KEY_ENV} to use the key you just entered.",
