@@ -8,7 +8,6 @@ path and line instead of crashing.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,8 @@ class GeneralSettings:
     """Nucleus sampling probability mass (0-1); unset uses the backend's default."""
     max_tokens: int | None = None
     """Longest reply in tokens; unset lets the backend decide."""
+    tool_timeout: float = 60.0
+    """Seconds a function call may run; then the model is told it timed out and goes on."""
 
 
 @dataclass
@@ -74,7 +75,12 @@ class FogSettings:
     token_command: str = ""
     """Command whose standard output is the bearer token (run again after a 401)."""
     allow_http: bool = False
-    """Allow plain HTTP nodes on the network (development only; loopback always may)."""
+    """Use plain-HTTP nodes on the network, but without the token (development only;
+    loopback always may). The token goes over plain HTTP only to allow_http_nodes."""
+    allow_http_nodes: list[str] = field(default_factory=list)
+    """Plain-HTTP nodes on other hosts that may get the token unencrypted, by address:
+    "HOST", "HOST:PORT" or "[IPv6]:PORT", e.g. ["192.168.1.20:11434"]. Anyone on the
+    network can read it there; spezichat warns. Manual http:// nodes count as allowed."""
     discovery_timeout: float = 2.0
     """Seconds to browse mDNS for fog nodes before giving up."""
     manual_nodes: list[str] = field(default_factory=list)
@@ -204,9 +210,10 @@ class Settings:
         """Write settings atomically; returns the path written."""
         import tomli_w
 
+        from backends.secrets import write_private_file
+
         path = path or config_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
-        os.replace(tmp, path)
+        # The config directory (0700 when created) and the file (0600) are the user's
+        # alone: a token command or a base URL may carry credentials.
+        write_private_file(path, tomli_w.dumps(self.to_dict()))
         return path

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from backends.context import Context, ContextEntry, Role, ToolCall
+from backends.secrets import make_private, private_directory
 from tui.export import export_json, export_markdown, export_to_file
 from tui.store_schema import (
     BUSY_TIMEOUT_S,
@@ -173,7 +174,7 @@ class Store:
         """What SQLite said about the damaged file."""
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(self.path.parent)  # 0700 when created here
         except OSError as exc:
             raise StoreError(
                 "The conversation history folder could not be created.",
@@ -199,6 +200,13 @@ class Store:
 
     # Opening ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        # SQLite creates a database 0644 (umask or not) and gives its -wal and -shm files
+        # the database's mode: created 0600 here first, all three stay the user's. (No
+        # umask change: it is process-wide, and other threads create files meanwhile.)
+        # A file that cannot be opened is left to SQLite, which reports it.
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(OSError):
+                make_private(self.path.with_name(self.path.name + suffix), create=not suffix)
         db = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT_S,
