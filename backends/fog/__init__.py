@@ -34,6 +34,7 @@ _EXPORTS = {
     "FogError": "errors",
     "FogGenerationError": "errors",
     "FogInsecureNodeError": "errors",
+    "FogInvalidTokenError": "auth",
     "FogModelNotFoundError": "errors",
     "FogNodeNotFoundError": "errors",
     "FogTokenError": "errors",
@@ -56,6 +57,7 @@ __all__ = [
     "FogError",
     "FogGenerationError",
     "FogInsecureNodeError",
+    "FogInvalidTokenError",
     "FogModelNotFoundError",
     "FogNode",
     "FogNodeNotFoundError",
@@ -74,7 +76,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from backends.fog.advertise import FogAdvertiser
-    from backends.fog.auth import CommandToken, EnvToken, FileToken, StaticToken, TokenProvider
+    from backends.fog.auth import (
+        CommandToken,
+        EnvToken,
+        FileToken,
+        FogInvalidTokenError,
+        StaticToken,
+        TokenProvider,
+    )
     from backends.fog.certs import NodeCertificates, create_node_certificates
     from backends.fog.config import FogConfig
     from backends.fog.discovery import FogBrowser, FogNode, NodeEvent, discover

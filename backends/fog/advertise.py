@@ -19,6 +19,7 @@ from typing import Any
 from backends.errors import ConfigurationError
 from backends.fog.config import DEFAULT_HOST
 from backends.fog.errors import FogDiscoveryError
+from backends.untrusted import one_line
 
 DEFAULT_NAME = "SpeziLLMFog Service"
 
@@ -72,6 +73,13 @@ class FogAdvertiser:
                 reason="A TCP port lies between 1 and 65535.",
                 suggestion="Pass the port the server listens on with --port.",
             )
+        if not name.strip() or any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
+            raise ConfigurationError(
+                "The fog node name cannot be advertised.",
+                reason="An mDNS instance name is visible text: it may not be empty or hold "
+                "control characters (line breaks, tabs, escape codes).",
+                suggestion="Pass a plain name with --name, such as 'spezillmfog lab-gpu'.",
+            )
         self.port = port
         self.tls = tls
         self.name = name
@@ -91,7 +99,12 @@ class FogAdvertiser:
         return str(self._info.name)[: -len(self.service_type) - 1]
 
     async def start(self) -> None:
-        from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException
+        from zeroconf import (
+            BadTypeInNameException,
+            InterfaceChoice,
+            IPVersion,
+            NonUniqueNameException,
+        )
         from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
         if self._info is not None:
@@ -103,14 +116,21 @@ class FogAdvertiser:
                 suggestion="Connect to the network, or pass --interface with an address.",
             )
         packed = [socket.inet_pton(_family(a), a) for a in self.addresses]
-        info = AsyncServiceInfo(
-            self.service_type,
-            f"{self.name}.{self.service_type}",
-            addresses=packed,
-            port=self.port,
-            server=f"{self.host}.",
-            properties={"path": "/v1", **self.properties},
-        )
+        try:
+            info = AsyncServiceInfo(
+                self.service_type,
+                f"{self.name}.{self.service_type}",
+                addresses=packed,
+                port=self.port,
+                server=f"{self.host}.",
+                properties={"path": "/v1", **self.properties},
+            )
+        except BadTypeInNameException as exc:
+            raise ConfigurationError(
+                "The fog node name cannot be advertised.",
+                reason=f"mDNS refused the name or host name: {one_line(str(exc))}.",
+                suggestion="Pass a shorter, plain --name (at most 63 bytes) and --host.",
+            ) from exc
         interfaces: Any = list(self.interfaces) or InterfaceChoice.All
         version = IPVersion.All if any(":" in a for a in self.addresses) else IPVersion.V4Only
         try:

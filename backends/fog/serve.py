@@ -27,6 +27,7 @@ from backends.fog.advertise import DEFAULT_NAME, FogAdvertiser, local_addresses
 from backends.fog.certs import NodeCertificates
 from backends.fog.config import DEFAULT_HOST
 from backends.local.safemode import ExtraBuffers
+from backends.secrets import check_secret
 
 MAX_DEATHS = 3
 """Worker deaths within :data:`DEATH_WINDOW` seconds after which the node gives up."""
@@ -62,7 +63,7 @@ def read_api_key(path: Path) -> str:
             reason="A fog node needs a non-empty key that clients send as bearer token.",
             suggestion="Write a key into the file, or run `spezichat fog init --force`.",
         )
-    return key
+    return check_secret(key, what="fog node API key", source=str(path))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,6 +40,7 @@ from backends.local.errors import (
 )
 from backends.local.hashing import Hasher, hash_file
 from backends.local.models import HubFile, ModelStore
+from backends.secrets import private_directory
 
 DISK_MARGIN = 64 * 1024 * 1024
 """Free space left on the disk after a download, on top of the file itself."""
@@ -235,7 +236,7 @@ class Downloader:
         target = self.store.path_for(hub)
         lock = FileLock(str(target.with_name(target.name + ".lock")))
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(target.parent)
             lock.acquire(timeout=0)
         except Timeout as exc:
             raise DownloadError(

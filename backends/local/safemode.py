@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.errors import ConfigurationError
+from backends.secrets import private_directory
 
 ExtraBuffers = Literal["auto", "on", "off"]
 MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -127,7 +128,7 @@ class SafeModeMemory:
             "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(self.path.parent)
             fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=".safe-mode-")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(data, handle, indent=2)

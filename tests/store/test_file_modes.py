@@ -57,6 +57,11 @@ modes["fog api key"] = mode(node / "auth" / "api_key")
 certs = create_node_certificates(node / "certs")
 modes["ca key"] = mode(certs.ca_key)
 modes["server key"] = mode(certs.server_key)
+from backends.local.platform import default_safe_mode_file
+from backends.local.safemode import SafeModeMemory
+safe = SafeModeMemory(default_safe_mode_file())
+safe.remember(node / "model.gguf", "test")
+modes["state dir"] = mode(safe.path.parent)
 print(json.dumps(modes))
 """
 
@@ -80,7 +85,7 @@ def run_under_umask(umask: int, node_dir: Path) -> dict[str, str]:
 def test_private_files_and_folders_whatever_the_umask(umask: int, tmp_path: Path) -> None:
     modes = run_under_umask(umask, tmp_path / "node")
     folders = {name for name in modes if name.endswith("dir")}
-    assert folders == {"data dir", "export dir", "config dir"}
+    assert folders == {"data dir", "export dir", "config dir", "state dir"}
     wrong = {
         name: mode
         for name, mode in modes.items()

@@ -297,7 +297,9 @@ def _serve(args: argparse.Namespace) -> int:
             )
     api_key: str | None = None
     if args.api_key:
-        api_key = args.api_key
+        from backends.secrets import check_secret
+
+        api_key = check_secret(args.api_key, what="fog node API key", source="--api-key")
     elif not args.no_auth:
         key_file = Path(args.api_key_file).expanduser() if args.api_key_file else None
         api_key = read_api_key(key_file or directory / API_KEY_FILE)
