@@ -274,7 +274,13 @@ def test_ask_prints_a_retried_reply_once_and_a_lasting_burst_as_an_error(
         env = {**os.environ, "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": KEY}
         command = [sys.executable, "-m", "tui", "ask", "-b", "openai", "-m", "gpt-test", "hi"]
         return subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+            command,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,  # piped stdin would be added to the prompt
         )
 
     reply = "Exactly once, whatever happened before."

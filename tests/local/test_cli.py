@@ -20,7 +20,12 @@ pytestmark = pytest.mark.slow
 def spezichat(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "tui", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tui", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,  # piped stdin would be added to the prompt
     )
 
 
@@ -117,6 +122,7 @@ def _streaming_ask(gemma_path: Path) -> tuple[subprocess.Popen[bytes], int]:
             ),
         ],
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backends.errors import LLMError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -14,7 +17,9 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Send one prompt and write the reply to stdout as it arrives. The prompt is "
             "the arguments, or standard input when it is '-' or absent and stdin is not "
-            "a terminal. Errors go to stderr; exit codes: 0 ok, 1 failure, 2 usage, "
+            "a terminal; text piped in next to a prompt argument follows it after a blank "
+            "line. Input must be UTF-8. Errors go to stderr; exit codes: 0 ok (also when "
+            "the reader of stdout stops early, as `| head` does), 1 failure, 2 usage, "
             "130 interrupted."
         ),
     )
@@ -34,6 +39,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
+    parser.add_argument(
+        "--max-time",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up when the whole reply (tool calls included) takes longer; what "
+        "arrived stays written, and ask exits 1",
+    )
     parser.add_argument(
         "--chat-format",
         metavar="NAME",
@@ -57,20 +69,90 @@ def add_parser(subparsers: Any) -> None:
     add_client_options(parser)
 
 
+def _seconds(text: str) -> float:
+    """``--max-time``'s value: a positive, finite number of seconds."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of seconds, like 30 or 2.5") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds above 0")
+    return value
+
+
 def read_prompt(args: argparse.Namespace) -> str | None:
-    """The prompt from the arguments or stdin; ``None`` when there is none to read."""
+    """The prompt from the arguments and stdin; ``None`` when there is none to read.
+
+    ``-`` reads the prompt from stdin. Words are the prompt, and text piped in beside them
+    (stdin not a terminal, not empty) follows after a blank line, as in
+    ``git diff | spezichat ask "Review this:"``. Raises :class:`LLMError` for input that
+    is not UTF-8 (refused, not repaired: a prompt must not change behind the user's back).
+    """
     words: list[str] = args.prompt
-    if words and words != ["-"]:
-        return " ".join(words)
-    if words == ["-"] or not sys.stdin.isatty():
-        return sys.stdin.read()
-    return None
+    if words == ["-"]:
+        return _read_stdin() if sys.stdin is not None else ""
+    if words:
+        prompt = " ".join(words)
+        _check_argument(prompt)
+        piped = _read_stdin() if _stdin_is_piped() else ""
+        return f"{prompt}\n\n{piped}" if piped.strip() else prompt
+    return _read_stdin() if _stdin_is_piped() else None
+
+
+def _stdin_is_piped() -> bool:
+    return sys.stdin is not None and not sys.stdin.isatty()
+
+
+def _read_stdin() -> str:
+    """All of stdin as UTF-8, whatever the locale says."""
+    from backends.errors import LLMError
+
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise LLMError(
+            "The text on standard input is not UTF-8.",
+            reason=f"At byte {error.start} (0x{data[error.start]:02X}; counting from 0, on "
+            f"line {line}) the input stops being valid UTF-8; it is probably in another "
+            "encoding, such as Latin-1 or Windows-1252.",
+            suggestion="Convert the text to UTF-8 first, for example "
+            "`iconv -f latin1 -t utf-8 FILE | spezichat ask ...`.",
+        ) from None
+
+
+def _check_argument(prompt: str) -> None:
+    """Refuse argument bytes that are not text in the locale's encoding (UTF-8 nearly always).
+
+    Python hands such bytes over as lone surrogates, which no server could be sent.
+    """
+    from backends.errors import LLMError
+
+    for char in prompt:
+        if "\udc80" <= char <= "\udcff":
+            raise LLMError(
+                "The prompt argument is not UTF-8 text.",
+                reason=f"It holds the byte 0x{ord(char) - 0xDC00:02X}, which is not part of a "
+                f"valid character in the locale's encoding ({sys.getfilesystemencoding()}); "
+                "the text was probably written in another encoding.",
+                suggestion="Retype the prompt in a UTF-8 terminal, or convert it first, for "
+                "example with `iconv -f latin1 -t utf-8`.",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
+    from backends.errors import LLMError
     from tui.commands.common import fail, load_settings, usage_error
 
-    prompt = read_prompt(args)
+    if sys.stdout is None:
+        return fail(_stdout_closed())  # before the prompt is read or a reply paid for
+    try:
+        prompt = read_prompt(args)
+    except LLMError as error:
+        return fail(error)
     if prompt is None or not prompt.strip():
         return usage_error("ask", "no prompt given: pass it as an argument or pipe it on stdin")
     settings = load_settings()
@@ -79,7 +161,6 @@ def run(args: argparse.Namespace) -> int:
 
     import asyncio
 
-    from backends.errors import LLMError
     from tui.wiring import ChatOptions
 
     tools: tuple[Any, ...] = ()
@@ -116,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                 settings,
                 approve_tools=args.approve_tools,
                 overrides=client_overrides(args),
+                max_time=args.max_time,
             )
         )
     except LLMError as error:
@@ -129,37 +211,158 @@ async def _ask(
     *,
     approve_tools: bool = False,
     overrides: dict[str, Any] | None = None,
+    max_time: float | None = None,
 ) -> int:
+    import asyncio
+    from contextlib import aclosing
+
+    from backends.errors import LLMError
     from backends.events import Notice, TextDelta, ToolCallResult
     from backends.runner import Runner
+    from backends.untrusted import printable
     from tui.wiring import make_platform, make_schema
 
-    schema = make_schema(options, settings)
-    platform = make_platform(options.backend, settings, overrides=overrides)
-    async with Runner([platform]) as runner:
-        session = runner.session(schema)
-        session.approver = _tool_approver(approve_tools)
-        session.context.append_user(prompt)
-        out = sys.stdout
-        last = ""
-        async for event in session.stream():
-            if isinstance(event, TextDelta):
-                out.write(event.text)
-                out.flush()
-                last = event.text
-            elif isinstance(event, ToolCallResult):
-                status = "error" if event.is_error else "result"
-                print(f"  {status}: {_clip(event.content)}", file=sys.stderr)
-            elif isinstance(event, Notice):
-                print(f"note: {event.text}", file=sys.stderr)
-        if out.isatty() and not last.endswith("\n"):
-            out.write("\n")
-            out.flush()
+    out = sys.stdout
+    # The reply keeps its exact bytes for a pipe or file (scripts rely on it); on a
+    # terminal its control characters are neutralised (per character, so per piece).
+    tty = out.isatty()
+    last = ""
+    arrived = 0
+    # --max-time covers the whole reply, setup and tool calls included. (No
+    # asyncio.timeout: Python 3.10 is supported.)
+    task = asyncio.current_task()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        if task is not None:
+            task.cancel()
+
+    timer = None if max_time is None else asyncio.get_running_loop().call_later(max_time, expire)
+    try:
+        schema = make_schema(options, settings)
+        platform = make_platform(options.backend, settings, overrides=overrides)
+        async with Runner([platform]) as runner:
+            session = runner.session(schema)
+            session.approver = _tool_approver(approve_tools)
+            session.context.append_user(prompt)
+            async with aclosing(session.stream()) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        text = printable(event.text) if tty else event.text
+                        _write(out, text, arrived)
+                        arrived += len(event.text)
+                        last = text or last
+                    elif isinstance(event, ToolCallResult):
+                        status = "error" if event.is_error else "result"
+                        print(f"  {status}: {_clip(event.content)}", file=sys.stderr)
+                    elif isinstance(event, Notice):
+                        print(f"note: {printable(event.text)}", file=sys.stderr)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        _end_line(out, tty, last)
+        raise _too_slow(max_time or 0.0, arrived) from None
+    except LLMError:
+        _end_line(out, tty, last)  # after a failed write, stdout is /dev/null: harmless
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if tty and not last.endswith("\n"):
+        _write(out, "\n", arrived)
     return 0
 
 
+def _stdout_closed() -> LLMError:
+    from backends.errors import LLMError
+
+    return LLMError(
+        "Standard output is closed, so the reply would have nowhere to go.",
+        reason="spezichat ask writes the reply to standard output, but it was closed when "
+        "spezichat started (for example with `>&-`).",
+        suggestion="Redirect the reply instead of closing it: to a file, or to /dev/null to "
+        "discard it.",
+    )
+
+
+def _write(out: Any, text: str, arrived: int) -> None:
+    """Write and flush a piece of the reply, turning a failed write into an error.
+
+    A reader that went away (``| head``) lets :class:`BrokenPipeError` through, which the
+    command line answers with a quiet exit 0 (as for every subcommand). Either way stdout
+    then points at /dev/null, so the flush at exit cannot fail again and print a trace.
+    """
+    import errno
+
+    from backends.errors import LLMError
+
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        raise
+    except OSError as error:
+        _discard_stdout()
+        code = errno.errorcode.get(error.errno or 0, "")
+        why = f"Writing failed: {error.strerror or error}" + (f" ({code})." if code else ".")
+        if arrived:
+            why += f" The first {arrived} characters of the reply had been written."
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "Make free space on the disk that standard output goes to, or redirect the "
+            fix += "reply to a file on another disk."
+        else:
+            fix = "Check where standard output goes (a file, pipe or device) and that it "
+            fix += "can be written, or redirect the reply to a file."
+        raise LLMError(
+            "The reply could not be written to standard output.", reason=why, suggestion=fix
+        ) from None
+
+
+def _discard_stdout() -> None:
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _end_line(out: Any, tty: bool, last: str) -> None:
+    """On a terminal, end a cut-off reply's line so that the error starts on its own."""
+    import contextlib
+
+    if tty and last and not last.endswith("\n"):
+        with contextlib.suppress(OSError, ValueError):
+            out.write("\n")
+            out.flush()
+
+
+def _too_slow(max_time: float, arrived: int) -> LLMError:
+    from backends.errors import LLMError
+
+    return LLMError(
+        "The reply took longer than --max-time allows.",
+        reason=f"--max-time gave the whole reply {max_time:g} seconds; "
+        + (
+            f"the {arrived} characters that had arrived by then were written, and the rest "
+            "was not waited for."
+            if arrived
+            else "no text of it had arrived by then."
+        ),
+        suggestion="Allow more time with a larger --max-time, ask for a shorter reply "
+        "(--max-tokens), or use a faster model or backend.",
+    )
+
+
 def _clip(text: str, limit: int = 300) -> str:
-    text = text.replace("\n", " ")
+    """One neutralised line of untrusted text (tool arguments and results), shortened."""
+    from backends.untrusted import one_line
+
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -168,7 +371,7 @@ def _tool_approver(approve_all: bool) -> Any:
     import asyncio
 
     async def approve(call: Any) -> bool:
-        print(f"tool call: {call.name}({_clip(call.arguments)})", file=sys.stderr)
+        print(f"tool call: {_clip(call.name, 80)}({_clip(call.arguments)})", file=sys.stderr)
         if approve_all:
             return True
         answer = await asyncio.to_thread(_ask_terminal, "  run it? [y/N] ")

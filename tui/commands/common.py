@@ -23,11 +23,18 @@ def fail(error: LLMError) -> int:
     """Print an error's description, reason and suggestion to stderr; return exit code 1.
 
     Servers' words reach these fields, so control characters are neutralised always:
-    errors are text for people, whether stderr is a terminal or a log file.
+    errors are text for people, whether stderr is a terminal or a log file. With stderr
+    closed (``2>&-``) or unwritable only the exit code tells; the error never goes to
+    stdout, which may be the data (``print(file=None)`` would write there).
     """
-    print(f"error: {printable(error.description)}", file=sys.stderr)
-    print(f"  why: {printable(error.reason)}", file=sys.stderr)
-    print(f"  fix: {printable(error.suggestion)}", file=sys.stderr)
+    if sys.stderr is None:
+        return 1
+    try:
+        print(f"error: {printable(error.description)}", file=sys.stderr)
+        print(f"  why: {printable(error.reason)}", file=sys.stderr)
+        print(f"  fix: {printable(error.suggestion)}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
     return 1
 
 
@@ -47,10 +54,30 @@ def usage_error(command: str, message: str) -> int:
     return 2
 
 
-def load_settings() -> Settings | None:
-    """Load settings, printing the error and returning ``None`` when the file is broken."""
+def warn(problem: LLMError) -> None:
+    """Print a warning to stderr: its description, each line of its reason, its suggestion."""
+    if sys.stderr is None:
+        return
     try:
-        return Settings.load()
+        print(f"warning: {printable(problem.description)}", file=sys.stderr)
+        for line in problem.reason.splitlines():
+            print(f"  {one_line(line)}", file=sys.stderr)
+        print(f"  fix: {printable(problem.suggestion)}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def load_settings() -> Settings | None:
+    """Load settings, printing the error and returning ``None`` when the file is broken.
+
+    Values of the wrong type and unknown keys are warned about on stderr; their defaults
+    apply and the command goes on.
+    """
+    try:
+        settings = Settings.load()
     except LLMError as error:
         fail(error)
         return None
+    if settings.notice is not None:
+        warn(settings.notice)
+    return settings
