@@ -1,8 +1,12 @@
 """User settings, stored as TOML under the platformdirs config directory.
 
 Every field has a docstring: it is the documentation users read when they edit
-``config.toml`` by hand. Unknown keys are kept out; a broken file is reported with its
-path and line instead of crashing.
+``config.toml`` by hand. A file that is not TOML is reported with its path and line
+instead of crashing. Each value is checked against its field's type when the file is
+read: a wrong one (``timeout = "abc"``) and unknown keys and sections are reported in
+:attr:`Settings.notice` and the default is used for them, so the app still starts.
+Saving edits only the keys that changed and keeps the rest of the user's file, comments
+included (:mod:`tui.settings_io`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from backends.errors import ConfigurationError
+from tui import settings_io
 
 APP_NAME = "spezichat"
 
@@ -60,6 +65,9 @@ class OpenAISettings:
     """API base URL. OPENAI_BASE_URL overrides it. The API key is sent only here."""
     timeout: float = 60.0
     """Seconds to wait for the server before giving up on a request."""
+    idle_timeout: float = 120.0
+    """Seconds a reply may go without new text before it is stopped as stalled; keep-alive
+    messages and a trickle of bytes do not count (the timeout above is per network read)."""
     max_concurrent_streams: int = 4
     """How many replies may stream at the same time."""
     test_model_access: bool = True
@@ -74,6 +82,8 @@ class FogSettings:
     """Host name the node's certificate must carry (sent as SNI and Host header)."""
     token_command: str = ""
     """Command whose standard output is the bearer token (run again after a 401)."""
+    token_timeout: float = 10.0
+    """Seconds the token command may run; then it and everything it started are stopped."""
     allow_http: bool = False
     """Use plain-HTTP nodes on the network, but without the token (development only;
     loopback always may). The token goes over plain HTTP only to allow_http_nodes."""
@@ -89,12 +99,15 @@ class FogSettings:
     """Text that marks an mDNS service as a fog node, matched in its name or host (any case)."""
     interfaces: list[str] = field(default_factory=list)
     """Interface addresses to browse mDNS on, for example ["127.0.0.1"]; empty means all."""
-    strategy: str = "random"
+    strategy: Literal["random", "least-busy", "ordered"] = "random"
     """Node choice: "random" (as SpeziLLM), "least-busy", or "ordered" (manual nodes first)."""
     max_streams_per_node: int = 2
     """Replies that may stream from one node at the same time; more wait or go elsewhere."""
     timeout: float = 60.0
     """Seconds to wait for a node to connect or to send the next piece of a reply."""
+    idle_timeout: float = 120.0
+    """Seconds a reply may go without new text before it is stopped as stalled; keep-alive
+    messages and a trickle of bytes do not count (the timeout above is per network read)."""
 
 
 @dataclass
@@ -123,7 +136,7 @@ class LocalSettings:
     """Strings that end a reply when the model writes them."""
     models_dir: str = ""
     """Folder for downloaded models; empty means "models" in the data directory."""
-    cpu_extra_buffers: str = "auto"
+    cpu_extra_buffers: Literal["auto", "on", "off"] = "auto"
     """llama.cpp's CPU extra buffer types (weight repacking): "auto" turns them off on AMX
     CPUs, where they can crash llama.cpp, and for a model whose engine crashed with them on;
     "on" or "off" forces them."""
@@ -148,6 +161,21 @@ class Settings:
     fog: FogSettings = field(default_factory=FogSettings)
     local: LocalSettings = field(default_factory=LocalSettings)
     ui: UISettings = field(default_factory=UISettings)
+    notice: ConfigurationError | None = field(default=None, init=False, repr=False, compare=False)
+    """What was wrong in the file when it was read (wrong types, unknown keys), or None."""
+    _baseline: settings_io.Snapshot | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """The values as read or last saved: :meth:`save` writes only the keys changed since."""
+
+    @classmethod
+    def sections(cls) -> dict[str, type[Any]]:
+        """Each section's name (``general``, ...) and its dataclass."""
+        return {
+            f.name: f.default_factory  # type: ignore[misc]
+            for f in dataclasses.fields(cls)
+            if f.default_factory is not dataclasses.MISSING
+        }
 
     @property
     def onboarded(self) -> bool:
@@ -179,16 +207,36 @@ class Settings:
                 reason=f"{path}: {exc}",
                 suggestion="Fix the line named above, or delete the file to run onboarding again.",
             ) from exc
-        return cls.from_dict(data)
+        return cls.from_toml(data, path)
+
+    @classmethod
+    def from_toml(cls, data: dict[str, Any], path: Path) -> Settings:
+        """Settings from the parsed file at ``path``, each value checked against its type.
+
+        A value of the wrong type keeps its default; it, unknown sections and unknown keys
+        are described in :attr:`notice`, one line each, e.g.
+        ``config.toml: [openai] timeout must be a number (got "abc")``.
+        """
+        sections = cls.sections()
+        values, problems = settings_io.read_sections(sections, data, path.name)
+        settings = cls()
+        for name, found in values.items():
+            target = getattr(settings, name)
+            for key, value in found.items():
+                setattr(target, key, value)
+        settings.notice = settings_io.problems_notice(problems, path)
+        settings._baseline = settings_io.snapshot(settings, sections)
+        return settings
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Settings from ``data`` as given, unchecked (values of any type are kept)."""
         settings = cls()
-        for section in dataclasses.fields(cls):
-            values = data.get(section.name)
+        for name in cls.sections():
+            values = data.get(name)
             if not isinstance(values, dict):
                 continue
-            target = getattr(settings, section.name)
+            target = getattr(settings, name)
             known = {f.name for f in dataclasses.fields(target)}
             for key, value in values.items():
                 if key in known:
@@ -201,19 +249,34 @@ class Settings:
                 return {k: clean(v) for k, v in value.items() if v is not None}
             return value
 
-        return {
-            section.name: clean(dataclasses.asdict(getattr(self, section.name)))
-            for section in dataclasses.fields(self)
-        }
+        return {name: clean(dataclasses.asdict(getattr(self, name))) for name in self.sections()}
 
     def save(self, path: Path | None = None) -> Path:
-        """Write settings atomically; returns the path written."""
-        import tomli_w
+        """Write the settings changed since they were read into the file; returns its path.
 
+        The file is read again and edited in place: only keys whose value changed here are
+        written (a value equal to the default is not added), so the user's comments,
+        commented-out lines, unknown keys and edits made meanwhile stay. The file is
+        replaced atomically. A file that is no longer TOML is left alone
+        (:class:`ConfigurationError`).
+        """
         from backends.secrets import write_private_file
 
         path = path or config_path()
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            text = ""
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(
+                "The settings could not be saved: the settings file is not UTF-8 text.",
+                reason=f"{path}: {exc}",
+                suggestion="Move the file away to start fresh; the settings apply until you quit.",
+            ) from exc
+        sections = self.sections()
+        text = settings_io.updated_text(text, self, sections, self._baseline, path)
         # The config directory (0700 when created) and the file (0600) are the user's
         # alone: a token command or a base URL may carry credentials.
-        write_private_file(path, tomli_w.dumps(self.to_dict()))
+        write_private_file(path, text)
+        self._baseline = settings_io.snapshot(self, sections)
         return path

@@ -68,6 +68,7 @@ def make_platform(
         return OpenAIPlatform(
             base_url=settings.openai.base_url or None,
             timeout=settings.openai.timeout,
+            idle_timeout=settings.openai.idle_timeout,
             max_concurrent_streams=settings.openai.max_concurrent_streams,
         )
     if backend == "local":
@@ -106,12 +107,22 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
     ca = cli.get("ca_cert") or os.environ.get("SPEZICHAT_FOG_CA_CERT", "").strip() or fog.ca_cert
     token: TokenProvider | None = None
     token_file = config_dir() / FOG_TOKEN_FILE
+    token_timeout = fog.token_timeout
+    if isinstance(token_timeout, bool) or not isinstance(token_timeout, (int, float)):
+        token_timeout = -1.0
+    if not token_timeout > 0:
+        raise ConfigurationError(
+            "The token command's time limit is invalid.",
+            reason=f"[fog] token_timeout must be a number of seconds above 0, "
+            f"got {fog.token_timeout!r}.",
+            suggestion="Fix token_timeout in config.toml (for example 10), or remove it.",
+        )
     if cli.get("token_command"):
-        token = CommandToken(str(cli["token_command"]))
+        token = CommandToken(str(cli["token_command"]), timeout=token_timeout)
     elif os.environ.get(TOKEN_ENV, "").strip():
         token = EnvToken()
     elif fog.token_command:
-        token = CommandToken(fog.token_command)
+        token = CommandToken(fog.token_command, timeout=token_timeout)
     elif token_file.is_file():
         token = FileToken(token_file)
     try:
@@ -126,8 +137,9 @@ def fog_config(settings: Settings, overrides: Mapping[str, Any] | None = None) -
             service_names=tuple(fog.service_names),
             interfaces=tuple(cli.get("interfaces") or fog.interfaces),
             request_timeout=fog.timeout,
+            idle_timeout=fog.idle_timeout,
             max_streams_per_node=fog.max_streams_per_node,
-            strategy=fog.strategy,  # type: ignore[arg-type]  # checked by FogConfig
+            strategy=fog.strategy,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
@@ -218,7 +230,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             repeat_penalty=local.repeat_penalty,
             max_tokens=options.max_tokens,
             stop=tuple(local.stop),
-            cpu_extra_buffers=local.cpu_extra_buffers,  # type: ignore[arg-type]  # checked
+            cpu_extra_buffers=local.cpu_extra_buffers,
             **options.extra,
         )
     if options.backend == "fog":
