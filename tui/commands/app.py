@@ -49,7 +49,7 @@ def run_app(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_TERMINAL
 
-    settings = load_settings()
+    settings = load_settings(warn_on_stderr=False)  # the app shows the notice
     if settings is None:
         return 1
 

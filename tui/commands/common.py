@@ -67,17 +67,18 @@ def warn(problem: LLMError) -> None:
         pass
 
 
-def load_settings() -> Settings | None:
+def load_settings(*, warn_on_stderr: bool = True) -> Settings | None:
     """Load settings, printing the error and returning ``None`` when the file is broken.
 
-    Values of the wrong type and unknown keys are warned about on stderr; their defaults
-    apply and the command goes on.
+    Values of the wrong type and unknown keys are warned about on stderr (unless the
+    caller shows ``settings.notice`` itself, as the app does); their defaults apply and
+    the command goes on.
     """
     try:
         settings = Settings.load()
     except LLMError as error:
         fail(error)
         return None
-    if settings.notice is not None:
+    if settings.notice is not None and warn_on_stderr:
         warn(settings.notice)
     return settings
