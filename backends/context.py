@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, overload
 
+CANCELLED_TOOL_RESULT = "The user stopped this function call before it returned a result."
+"""The tool result recorded for a call that was stopped, or that has no result at all."""
+
 
 class Role(str, enum.Enum):
     """Who produced an entry."""
@@ -260,6 +263,25 @@ class Context(Sequence[ContextEntry]):
         self.entries.append(entry)
         return entry
 
+    def unanswered_calls(self) -> list[ToolCall]:
+        """Calls of the last tool-calls entry that have no result after it yet."""
+        for position in range(len(self.entries) - 1, -1, -1):
+            entry = self.entries[position]
+            if entry.role is Role.ASSISTANT and entry.tool_calls:
+                answered = {
+                    e.tool_call_id for e in self.entries[position + 1 :] if e.role is Role.TOOL
+                }
+                return [call for call in entry.tool_calls if call.id not in answered]
+            if entry.role is not Role.TOOL:
+                return []
+        return []
+
+    def answer_open_calls(self, content: str = CANCELLED_TOOL_RESULT) -> list[ContextEntry]:
+        """Record ``content`` as the result of every call still waiting for one."""
+        return [
+            self.append_tool_result(call.id, call.name, content) for call in self.unanswered_calls()
+        ]
+
     # Editing -------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the conversation but keep the system prompts."""
@@ -289,9 +311,25 @@ class Context(Sequence[ContextEntry]):
 
         Incomplete assistant entries are sent as they are (the model continues from
         what was kept); empty incomplete ones are skipped.
+
+        The API requires each assistant message with ``tool_calls`` to be followed by one
+        tool message per call id. A conversation that breaks this (a call stopped or
+        lost in a crash, perhaps by an older version) is repaired here, so that it can
+        always continue: a missing result is sent as :data:`CANCELLED_TOOL_RESULT`, a
+        result that answers no call of the message before it is left out.
         """
         messages: list[dict[str, Any]] = []
+        open_calls: list[ToolCall] = []
         for entry in self.entries:
+            if entry.role is Role.TOOL:
+                call = next((c for c in open_calls if c.id == entry.tool_call_id), None)
+                if call is not None:
+                    open_calls.remove(call)
+                    messages.append(
+                        {"role": "tool", "tool_call_id": call.id, "content": entry.content}
+                    )
+                continue
+            _answer(messages, open_calls)
             if entry.role is Role.ASSISTANT:
                 message: dict[str, Any] = {"role": "assistant", "content": entry.content}
                 if entry.tool_calls:
@@ -305,15 +343,13 @@ class Context(Sequence[ContextEntry]):
                     ]
                     if not entry.content:
                         message["content"] = None
+                    open_calls = list(entry.tool_calls)
                 elif not entry.content:
                     continue
                 messages.append(message)
-            elif entry.role is Role.TOOL:
-                messages.append(
-                    {"role": "tool", "tool_call_id": entry.tool_call_id, "content": entry.content}
-                )
             else:
                 messages.append({"role": entry.role.value, "content": entry.content})
+        _answer(messages, open_calls)
         return messages
 
     def to_list(self) -> list[dict[str, Any]]:
@@ -329,3 +365,10 @@ class Context(Sequence[ContextEntry]):
     @classmethod
     def from_json(cls, text: str) -> Context:
         return cls.from_list(json.loads(text))
+
+
+def _answer(messages: list[dict[str, Any]], calls: list[ToolCall]) -> None:
+    """Send :data:`CANCELLED_TOOL_RESULT` for each call in ``calls`` and forget them."""
+    for call in calls:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": CANCELLED_TOOL_RESULT})
+    calls.clear()

@@ -22,6 +22,8 @@ error :class:`ToolResult` for the model instead of an exception for the caller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import enum
 import importlib.util
@@ -29,6 +31,7 @@ import inspect
 import json
 import re
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -415,22 +418,81 @@ class Tool:
             raise ValueError(str(exc)) from exc
         return converted
 
-    async def invoke(self, arguments: str) -> ToolResult:
-        """Run the function with the model's JSON arguments; never raises."""
+    async def invoke(self, arguments: str, *, timeout: float | None = None) -> ToolResult:
+        """Run the function with the model's JSON arguments; never raises.
+
+        A plain function runs on a daemon thread of its own, an async one on the event
+        loop. After ``timeout`` seconds (``None``: no limit) the call ends with an error
+        result naming the limit: an async function is cancelled; a thread cannot be
+        stopped, so it is abandoned, and being a daemon it does not keep the process
+        alive. Cancelling ``invoke`` itself abandons or cancels the function the same way.
+        """
         try:
             kwargs = self.parse_arguments(arguments)
         except ValueError as exc:
             return ToolResult.error(f"Invalid arguments for function '{self.name}': {exc}.")
+        running: asyncio.Future[Any] = (
+            asyncio.ensure_future(self.fn(**kwargs))
+            if self.is_async
+            else _in_daemon_thread(self.fn, kwargs, f"spezichat-function-{self.name}")
+        )
         try:
-            if self.is_async:
-                value = await self.fn(**kwargs)
-            else:
-                value = await asyncio.to_thread(self.fn, **kwargs)
+            done, _ = await asyncio.wait((running,), timeout=timeout)
+        finally:
+            if not running.done():
+                running.cancel()
+        if not done:
+            return ToolResult.error(
+                f"The function '{self.name}' timed out: it did not return within the "
+                f"limit of {timeout:g} seconds."
+            )
+        try:
+            value = running.result()
+        except asyncio.CancelledError:
+            # The function cancelled itself (or was cancelled by something it awaited).
+            return ToolResult.error(f"The function '{self.name}' was cancelled.")
         except Exception as exc:
             return ToolResult.error(
                 f"The function '{self.name}' failed: {type(exc).__name__}: {exc}"
             )
         return ToolResult(_render(value))
+
+
+def _in_daemon_thread(
+    fn: Callable[..., Any], kwargs: dict[str, Any], name: str
+) -> asyncio.Future[Any]:
+    """Run ``fn(**kwargs)`` on a new daemon thread; the future gets its outcome.
+
+    Unlike ``asyncio.to_thread`` (the default executor, whose threads are joined when
+    the loop and the interpreter shut down) a function that never returns cannot keep
+    the process alive. Cancelling the future abandons the thread.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return  # abandoned: timed out or cancelled meanwhile
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = context.run(fn, **kwargs)
+        except Exception as exc:
+            error = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: not for the app
+            error = RuntimeError(f"the function raised {type(exc).__name__}")
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _render(value: Any) -> str:

@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from backends.context import Context, Role, ToolCall
+from backends.context import CANCELLED_TOOL_RESULT, Context, Role, ToolCall
 from backends.errors import (
     IllegalContextError,
     LLMError,
@@ -74,6 +74,8 @@ class Schema:
     """Whether generated text is appended to the session's context."""
     max_tool_rounds: int = 8
     """How many times in a row the model may call tools before the loop gives up."""
+    tool_timeout: float | None = 60.0
+    """Seconds a function call may run before the model gets a timeout error; ``None``: no limit."""
 
     def tool(self, name: str) -> Tool | None:
         for tool in self.functions:
@@ -133,6 +135,7 @@ class Session(ABC, Generic[S]):
         """Token usage the backend reported for the last request."""
         self._state = LLMState.UNINITIALIZED
         self._cancelled = False
+        self._tool_task: asyncio.Task[ToolResult] | None = None
 
     # State ---------------------------------------------------------------------------
     @property
@@ -165,10 +168,16 @@ class Session(ABC, Generic[S]):
 
     # Public API --------------------------------------------------------------------------
     def cancel(self) -> None:
-        """Stop the running generation after the current piece; the partial reply stays."""
+        """Stop the running generation after the current piece; the partial reply stays.
+
+        A function call that is running is stopped too (see :meth:`Tool.invoke`); the
+        model is told that the user stopped it. Call this on the session's event loop.
+        """
         if self._state in (LLMState.GENERATING, LLMState.LOADING):
             self._cancelled = True
             self._on_cancel()
+            if self._tool_task is not None:
+                self._tool_task.cancel()
 
     async def generate(self) -> AsyncGenerator[str, None]:
         """Generate a reply to the context, yielding text pieces as they arrive."""
@@ -204,8 +213,7 @@ class Session(ABC, Generic[S]):
             self._fail(context, error)
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            context.mark_interrupted("stopped")
-            self._state = LLMState.READY
+            self._stopped(context)
             raise
         except Exception as exc:
             log.exception("unexpected error during generation")
@@ -215,12 +223,18 @@ class Session(ABC, Generic[S]):
         finally:
             if not finished and self.state is LLMState.GENERATING:
                 # The consumer stopped iterating early.
-                context.mark_interrupted("stopped")
-                self._state = LLMState.READY
+                self._stopped(context)
         yield self._set_state(LLMState.READY)
+
+    def _stopped(self, context: Context) -> None:
+        context.mark_interrupted("stopped")
+        # A call without a result would make the next request invalid (see to_messages).
+        context.answer_open_calls(CANCELLED_TOOL_RESULT)
+        self._state = LLMState.READY
 
     def _fail(self, context: Context, error: LLMError) -> None:
         context.mark_interrupted("error")
+        context.answer_open_calls(CANCELLED_TOOL_RESULT)
         self.error = error
         self._state = LLMState.ERROR
 
@@ -258,11 +272,15 @@ class Session(ABC, Generic[S]):
             context.append_tool_calls(calls)
             for call in calls:
                 yield ToolCallRequested(call)
-                result, approved = await self._run_tool(call)
+                if self._cancelled:
+                    # Stopped during an earlier call: this one does not run.
+                    result, approved = ToolResult.error(CANCELLED_TOOL_RESULT), True
+                else:
+                    result, approved = await self._run_tool(call)
                 context.append_tool_result(call.id, call.name, result.content)
                 yield ToolCallResult(call, result.content, result.is_error, approved)
-                if self._cancelled:
-                    return
+            if self._cancelled:
+                return
 
     async def _run_tool(self, call: ToolCall) -> tuple[ToolResult, bool]:
         tool = self.schema.tool(call.name)
@@ -273,7 +291,21 @@ class Session(ABC, Generic[S]):
             ), True
         if self.approver is not None and not await self.approver(call):
             return ToolResult.error("The user declined to run this function call."), False
-        return await tool.invoke(call.arguments), True
+        if self._cancelled:
+            return ToolResult.error(CANCELLED_TOOL_RESULT), True
+        task = asyncio.ensure_future(tool.invoke(call.arguments, timeout=self.schema.tool_timeout))
+        self._tool_task = task
+        try:
+            # Not ``await task``: a cancelled generation raises here, while a call that
+            # :meth:`cancel` stopped ends as a cancelled task.
+            await asyncio.wait((task,))
+        finally:
+            self._tool_task = None
+            if not task.done():
+                task.cancel()
+        if task.cancelled():
+            return ToolResult.error(CANCELLED_TOOL_RESULT), True
+        return task.result(), True
 
 
 async def _aclose(stream: Any) -> None:

@@ -196,6 +196,41 @@ def spec_errors(body: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
 
 
+def tool_sequence_errors(body: Any) -> list[str]:
+    """What the real API rejects with 400 beyond the schema: each assistant message with
+    ``tool_calls`` must be followed by one tool message per call id, and every tool
+    message must answer such a call."""
+    messages = body.get("messages") if isinstance(body, Mapping) else None
+    errors: list[str] = []
+    waiting: list[str] = []
+    for index, message in enumerate(messages if isinstance(messages, list) else ()):
+        if not isinstance(message, Mapping):
+            continue
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") in waiting:
+                waiting.remove(message["tool_call_id"])
+            else:
+                errors.append(
+                    f"messages/{index}: messages with role 'tool' must be a response to a "
+                    "preceding message with 'tool_calls'"
+                )
+            continue
+        if waiting:
+            errors.append(
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(waiting)}"
+            )
+        waiting = [
+            str(call.get("id"))
+            for call in message.get("tool_calls") or ()
+            if isinstance(call, Mapping)
+        ]
+    if waiting:
+        errors.append(f"tool_call_ids without response messages: {', '.join(waiting)}")
+    return errors
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -375,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             return self._reply(Reply.api_error(400, f"The body is not a JSON object: {raw[:80]!r}"))
         if owner.validate:
-            problems = spec_errors(body)
+            problems = spec_errors(body) + tool_sequence_errors(body)
             if problems:
                 with owner._lock:
                     owner.spec_violations.extend(problems)
