@@ -434,7 +434,7 @@ class Tool:
         running: asyncio.Future[Any] = (
             asyncio.ensure_future(self.fn(**kwargs))
             if self.is_async
-            else _in_daemon_thread(self.fn, kwargs, f"spezichat-function-{self.name}")
+            else in_daemon_thread(self.fn, kwargs, f"spezichat-function-{self.name}")
         )
         try:
             done, _ = await asyncio.wait((running,), timeout=timeout)
@@ -458,7 +458,7 @@ class Tool:
         return ToolResult(_render(value))
 
 
-def _in_daemon_thread(
+def in_daemon_thread(
     fn: Callable[..., Any], kwargs: dict[str, Any], name: str
 ) -> asyncio.Future[Any]:
     """Run ``fn(**kwargs)`` on a new daemon thread; the future gets its outcome.

@@ -368,13 +368,17 @@ def _clip(text: str, limit: int = 300) -> str:
 
 def _tool_approver(approve_all: bool) -> Any:
     """Shows each tool call on stderr and asks for a yes on the terminal."""
-    import asyncio
+    from backends.functions import in_daemon_thread
 
     async def approve(call: Any) -> bool:
         print(f"tool call: {_clip(call.name, 80)}({_clip(call.arguments)})", file=sys.stderr)
         if approve_all:
             return True
-        answer = await asyncio.to_thread(_ask_terminal, "  run it? [y/N] ")
+        # A daemon thread, not asyncio.to_thread: one Ctrl+C at the question must end
+        # the process, and the default executor's threads are joined at exit.
+        answer = await in_daemon_thread(
+            _ask_terminal, {"question": "  run it? [y/N] "}, "spezichat-ask-terminal"
+        )
         if answer is None:
             print(
                 "  refused: there is no terminal to ask on; pass --approve-tools to run "
