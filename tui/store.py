@@ -8,6 +8,14 @@ transaction, so a crash or ``kill -9`` loses nothing that was saved. The schema 
 through append-only migrations keyed by ``PRAGMA user_version``. An FTS5 index, kept in
 sync by triggers, makes every message searchable.
 
+Reads use a connection of their own, so they never wait for a write (another process's,
+or this one's writer thread waiting for the lock). :meth:`Store.no_wait` makes writes
+give up at once (:class:`StoreBusyError`) instead of waiting for the lock: the app's
+:class:`tui.store_writer.StoreWriter` writes that way on its event loop and hands what
+would wait to its thread. Rows that cannot be read as they are (a bad timestamp, an
+unknown role, invalid JSON, bytes where text belongs) are repaired or skipped, never
+fatal; :meth:`Store.damage` and :meth:`Store.damage_report` say which conversation.
+
 A file that is not a readable SQLite database is moved aside (renamed with a timestamp)
 and a fresh history is started; :attr:`Store.recovered_from` and
 :attr:`Store.recovery_notice` tell the caller so it can tell the user.
@@ -17,44 +25,63 @@ Nothing here imports Textual: the app, ``spezichat history`` and scripts share i
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from backends.context import Context, ContextEntry, Role, ToolCall
+from backends.context import Context, ContextEntry
 from backends.secrets import make_private, private_directory
 from tui.export import export_json, export_markdown, export_to_file
+from tui.store_rows import (
+    CONVERSATION_COLUMNS,
+    Conversation,
+    SearchHit,
+    conversation_from_row,
+    damage_report,
+    entry_from_row,
+    scan_damage,
+    search_rows,
+    title_from_text,
+)
 from tui.store_schema import (
     BUSY_TIMEOUT_S,
     MIGRATIONS,
+    ConversationChangedError,
     ConversationNotFoundError,
+    HistoryDamaged,
     HistoryRecovered,
+    StoreBusyError,
     StoreError,
+    is_busy,
     is_corruption,
+    migrate,
+    move_aside,
     now,
+    recovery_notice,
     stamp,
     translate_error,
     upsert_entry,
 )
+from tui.store_writer import Autosaver, EntrySink
 
 __all__ = [
     "BUSY_TIMEOUT_S",
     "MIGRATIONS",
     "Autosaver",
     "Conversation",
+    "ConversationChangedError",
     "ConversationNotFoundError",
+    "EntrySink",
+    "HistoryDamaged",
     "HistoryRecovered",
     "SearchHit",
     "Store",
+    "StoreBusyError",
     "StoreError",
     "default_path",
     "export_json",
@@ -66,43 +93,6 @@ __all__ = [
 DB_NAME = "history.db"
 
 
-@dataclass(frozen=True)
-class Conversation:
-    """One stored conversation; ``message_count`` counts entries other than system prompts."""
-
-    id: str
-    title: str
-    backend: str
-    model: str
-    created: datetime
-    updated: datetime
-    message_count: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready metadata (timestamps in ISO 8601), for exports and `history --json`."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "backend": self.backend,
-            "model": self.model,
-            "created": self.created.isoformat(),
-            "updated": self.updated.isoformat(),
-            "message_count": self.message_count,
-        }
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One entry matching a search; ``snippet`` marks the matched words (see ``mark``)."""
-
-    conversation_id: str
-    conversation_title: str
-    entry_id: str
-    role: Role
-    snippet: str
-    created: datetime
-
-
 def default_path() -> Path:
     """``<platformdirs data dir>/history.db`` (``$XDG_DATA_HOME/spezichat`` on Linux)."""
     from tui.settings import data_dir
@@ -110,60 +100,20 @@ def default_path() -> Path:
     return data_dir() / DB_NAME
 
 
-def title_from_text(text: str, limit: int = 60) -> str:
-    """A conversation title from its first message: the first line, shortened."""
-    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
-    line = " ".join(line.split())
-    if len(line) > limit:
-        line = line[: limit - 1].rstrip() + "…"
-    return line or "New conversation"
-
-
-def _entry_from_row(row: sqlite3.Row) -> ContextEntry:
-    calls = json.loads(row["tool_calls"]) if row["tool_calls"] else ()
-    return ContextEntry(
-        Role(row["role"]),
-        row["content"],
-        complete=bool(row["complete"]),
-        id=row["id"],
-        created=datetime.fromisoformat(row["created"]),
-        tool_calls=[ToolCall(**call) for call in calls],
-        tool_call_id=row["tool_call_id"],
-        name=row["name"],
-        finish_reason=row["finish_reason"],
-    )
-
-
-_CONVERSATION_COLUMNS = """c.id, c.title, c.backend, c.model, c.created, c.updated,
-    (SELECT count(*) FROM entries e WHERE e.conversation_id = c.id AND e.role != 'system')
-        AS message_count"""
-
-
-def _conversation_from_row(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        title=row["title"],
-        backend=row["backend"],
-        model=row["model"],
-        created=datetime.fromisoformat(row["created"]),
-        updated=datetime.fromisoformat(row["updated"]),
-        message_count=row["message_count"],
-    )
-
-
-def _phrase(query: str) -> str:
-    """``query`` as one FTS5 phrase: every character literal."""
-    return '"' + query.replace('"', '""') + '"'
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 # The store -------------------------------------------------------------------------------
 
 
 class Store:
-    """The history database. Thread-safe: one connection, calls serialized by a lock.
+    """The history database. Thread-safe: one connection for writes and one for reads,
+    each serialized by its own lock.
 
     Every method is a single short transaction (well under a millisecond for
-    ``save_entry``), so the app may call it from its event loop.
+    ``save_entry``). A write waits up to :data:`BUSY_TIMEOUT_S` for another process's
+    write to end, unless made inside :meth:`no_wait`; reads never wait for writes.
     """
 
     def __init__(self, path: Path) -> None:
@@ -173,6 +123,12 @@ class Store:
         self.recovery_reason: str | None = None
         """What SQLite said about the damaged file."""
         self._lock = threading.RLock()
+        """Guards the write connection, ``self._db``."""
+        self._read_lock = threading.RLock()
+        """Guards the read connection, ``self._reader``."""
+        self._local = threading.local()
+        self._damage: dict[tuple[str, str], list[str]] = {}
+        """Problems found reading (conversation id, "conversation" or "entries")."""
         try:
             private_directory(self.path.parent)  # 0700 when created here
         except OSError as exc:
@@ -187,11 +143,17 @@ class Store:
             if not is_corruption(exc):
                 raise translate_error(exc, self.path) from exc
             self.recovery_reason = str(exc)
-            self.recovered_from = self._move_aside()
+            self.recovered_from = move_aside(self.path)
             try:
                 self._db = self._connect()
             except sqlite3.Error as again:
                 raise translate_error(again, self.path) from again
+        try:
+            self._reader = self._open_reader()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise translate_error(exc, self.path) from exc
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
 
     @classmethod
     def open_default(cls) -> Store:
@@ -215,13 +177,14 @@ class Store:
         )
         try:
             db.row_factory = sqlite3.Row
+            db.text_factory = _decode
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA journal_mode = WAL")
             # With WAL, NORMAL never corrupts and survives process crashes; only a power
             # loss may drop the last commits.
             db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(db)
+            migrate(db, self.path)
             # Catches damage that reading the schema alone would not notice.
             result = db.execute("PRAGMA quick_check").fetchone()[0]
             if result != "ok":
@@ -231,77 +194,55 @@ class Store:
             raise
         return db
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == len(MIGRATIONS):
-            return
-        if version > len(MIGRATIONS):
-            db.close()
-            raise StoreError(
-                "The conversation history was written by a newer spezichat.",
-                reason=(
-                    f"{self.path} has schema version {version}; this spezichat knows "
-                    f"versions up to {len(MIGRATIONS)}."
-                ),
-                suggestion="Upgrade spezichat (pip install -U spezichat).",
-            )
-        db.execute("BEGIN IMMEDIATE")
+    def _open_reader(self) -> sqlite3.Connection:
+        """The connection for reads: in WAL mode they see the last commit, never wait."""
+        db = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,  # guarded by self._read_lock
+        )
         try:
-            # Another process may have migrated while we waited for the lock.
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number in range(version, len(MIGRATIONS)):
-                MIGRATIONS[number](db)
-                db.execute(f"PRAGMA user_version = {number + 1}")
-            db.execute("COMMIT")
+            db.row_factory = sqlite3.Row
+            db.text_factory = _decode  # text that is not UTF-8 must not make a row unreadable
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            db.execute("PRAGMA query_only = ON")
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            db.close()
             raise
-
-    def _move_aside(self) -> Path:
-        """Rename the damaged file (and its WAL) to ``history.db.corrupt-<time>``."""
-        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        counter = 1
-        while target.exists():
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{counter}")
-            counter += 1
-        try:
-            self.path.replace(target)
-            for suffix in ("-wal", "-shm"):
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    side.replace(target.with_name(target.name + suffix))
-        except OSError as exc:
-            raise StoreError(
-                "The conversation history is damaged and could not be moved aside.",
-                reason=f"{self.path}: {exc.strerror or exc}",
-                suggestion=f"Move or delete {self.path} by hand, then start spezichat again.",
-            ) from exc
-        return target
+        return db
 
     @property
     def recovery_notice(self) -> HistoryRecovered | None:
         """What to tell the user when a damaged database was replaced, else ``None``."""
         if self.recovered_from is None:
             return None
-        return HistoryRecovered(
-            "The conversation history was damaged; a new, empty one was started.",
-            reason=(
-                f"{self.path} could not be read ({self.recovery_reason}). The old file was "
-                f"kept as {self.recovered_from}."
-            ),
-            suggestion=(
-                "New conversations are saved as usual. To rescue old ones, try: "
-                f"sqlite3 '{self.recovered_from}' .recover | sqlite3 rescued.db"
-            ),
-        )
+        return recovery_notice(self.path, self.recovery_reason, self.recovered_from)
 
     # Transactions ----------------------------------------------------------------------
     @contextmanager
+    def no_wait(self) -> Iterator[None]:
+        """Writes in this thread raise :class:`StoreBusyError` instead of waiting.
+
+        For a caller that must not block (the app's event loop): it hands the write to
+        a thread of its own when the database is busy.
+        """
+        before = getattr(self._local, "no_wait", False)
+        self._local.no_wait = True
+        try:
+            yield
+        finally:
+            self._local.no_wait = before
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        wait = not getattr(self._local, "no_wait", False)
+        if not self._lock.acquire(blocking=wait):
+            raise StoreBusyError()  # another thread of ours is writing (or waiting)
+        try:
             db = self._db
+            if not wait:
+                db.execute("PRAGMA busy_timeout = 0")
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -314,20 +255,46 @@ class Store:
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+                if not wait and is_busy(exc):
+                    raise StoreBusyError() from exc
                 raise translate_error(exc, self.path) from exc
+            finally:
+                if not wait:
+                    db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        finally:
+            self._lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._read_lock:
             try:
-                yield self._db
+                yield self._reader
             except sqlite3.Error as exc:
                 raise translate_error(exc, self.path) from exc
 
+    def changed_elsewhere(self) -> bool:
+        """True when another connection (process, window) committed since the last call.
+
+        Never waits: while this store is writing, it answers False.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return False
+        finally:
+            self._lock.release()
+        changed: bool = version != self._data_version
+        self._data_version = version
+        return changed
+
     # Conversations ---------------------------------------------------------------------
-    def create_conversation(self, title: str, backend: str, model: str) -> Conversation:
+    @staticmethod
+    def new_conversation(title: str, backend: str, model: str) -> Conversation:
+        """A conversation not stored yet (see :meth:`insert_conversation`)."""
         moment = now()
-        conversation = Conversation(
+        return Conversation(
             id=uuid.uuid4().hex,
             title=title,
             backend=backend,
@@ -336,31 +303,71 @@ class Store:
             updated=moment,
             message_count=0,
         )
+
+    def create_conversation(self, title: str, backend: str, model: str) -> Conversation:
+        conversation = self.new_conversation(title, backend, model)
+        self.insert_conversation(conversation)
+        return conversation
+
+    def insert_conversation(
+        self, conversation: Conversation, entries: Sequence[ContextEntry] = ()
+    ) -> None:
+        """Store ``conversation`` (if it is not stored yet) with its first ``entries``."""
+        c = conversation
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO conversations (id, title, backend, model, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (c.id, c.title, c.backend, c.model, stamp(c.created), stamp(c.updated)),
+            )
+            for entry in entries:
+                upsert_entry(db, c.id, entry, None)
+
+    def fork_conversation(
+        self, source: Conversation, entries: Sequence[ContextEntry], title: str
+    ) -> Conversation:
+        """A new conversation holding ``entries`` (a window's view of ``source``)."""
+        fork = self.new_conversation(title, source.backend, source.model)
         with self._write() as db:
             db.execute(
                 "INSERT INTO conversations (id, title, backend, model, created, updated)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation.id, title, backend, model, stamp(moment), stamp(moment)),
+                (fork.id, title, fork.backend, fork.model, stamp(fork.created), stamp(now())),
             )
-        return conversation
+            for position, entry in enumerate(entries):
+                upsert_entry(db, fork.id, entry, position)
+        others = sum(1 for entry in entries if entry.role.value != "system")
+        return replace(fork, message_count=others)
 
     def list_conversations(self, limit: int | None = None) -> list[Conversation]:
         """Conversations, most recently updated first."""
         with self._read() as db:
             rows = db.execute(
-                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c"
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations c"
                 " ORDER BY c.updated DESC, c.rowid DESC LIMIT ?",
                 (-1 if limit is None else limit,),
             ).fetchall()
-        return [_conversation_from_row(row) for row in rows]
+        return [self._conversation(row) for row in rows]
+
+    def _conversation(self, row: sqlite3.Row) -> Conversation:
+        problems: list[str] = []
+        conversation = conversation_from_row(row, problems)
+        self._note(conversation.id, "conversation", problems)
+        return conversation
+
+    def _note(self, conversation_id: str, source: str, problems: list[str]) -> None:
+        if problems:
+            self._damage[conversation_id, source] = problems
+        else:
+            self._damage.pop((conversation_id, source), None)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._read() as db:
             row = db.execute(
-                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?",
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?",
                 (conversation_id,),
             ).fetchone()
-        return None if row is None else _conversation_from_row(row)
+        return None if row is None else self._conversation(row)
 
     def resolve_id(self, prefix: str) -> str:
         """The full id of the one conversation whose id starts with ``prefix``."""
@@ -411,7 +418,15 @@ class Store:
                 "SELECT * FROM entries WHERE conversation_id = ? ORDER BY position, seq",
                 (conversation_id,),
             ).fetchall()
-        return Context([_entry_from_row(row) for row in rows])
+        problems: list[str] = []
+        entries: list[ContextEntry] = []
+        for number, row in enumerate(rows, 1):
+            previous = entries[-1].created if entries else None
+            entry = entry_from_row(row, number, previous, problems)
+            if entry is not None:
+                entries.append(entry)
+        self._note(conversation_id, "entries", problems)
+        return Context(entries)
 
     def save_entry(self, conversation_id: str, entry: ContextEntry) -> None:
         """Insert or update ``entry`` (by its id); a new entry goes after the others.
@@ -427,6 +442,63 @@ class Store:
                 )
             if upsert_entry(db, conversation_id, entry, None):
                 self._touch(db, conversation_id)
+
+    def append_entry(self, conversation_id: str, entry: ContextEntry, *, after: str | None) -> None:
+        """Like :meth:`save_entry`, for a window that knows the conversation ends at ``after``.
+
+        A new entry is stored only when the stored conversation still ends with the
+        entry ``after`` (None: it is empty); otherwise another window (or process)
+        added to it meanwhile, and :class:`ConversationChangedError` is raised, so that
+        the caller can keep its turns apart (see :meth:`fork_conversation`). An entry
+        already stored is updated in place.
+        """
+        with self._write() as db:
+            if self._missing(db, conversation_id):
+                raise ConversationNotFoundError(
+                    reason="The conversation was deleted, perhaps in another spezichat window."
+                )
+            stored = db.execute(
+                "SELECT 1 FROM entries WHERE conversation_id = ? AND id = ?",
+                (conversation_id, entry.id),
+            ).fetchone()
+            if stored is None:
+                last = db.execute(
+                    "SELECT id FROM entries WHERE conversation_id = ?"
+                    " ORDER BY position DESC, seq DESC LIMIT 1",
+                    (conversation_id,),
+                ).fetchone()
+                if (None if last is None else last["id"]) != after:
+                    raise ConversationChangedError()
+            if upsert_entry(db, conversation_id, entry, None):
+                self._touch(db, conversation_id)
+
+    # Damage ----------------------------------------------------------------------------
+    def damage(self, conversation_id: str) -> list[str]:
+        """What was repaired or skipped the last time the conversation was read."""
+        return [
+            problem
+            for source in ("conversation", "entries")
+            for problem in self._damage.get((conversation_id, source), ())
+        ]
+
+    def damage_report(
+        self, conversation_id: str, problems: list[str] | None = None
+    ) -> HistoryDamaged | None:
+        """What to tell the user about a damaged conversation (None when it is fine).
+
+        ``problems``: those of :meth:`scan_damage`; by default, :meth:`damage`'s.
+        """
+        problems = self.damage(conversation_id) if problems is None else problems
+        if not problems:
+            return None
+        conversation = self.get_conversation(conversation_id)
+        title = conversation.title if conversation is not None else "?"
+        return damage_report(self.path, conversation_id, title, problems)
+
+    def scan_damage(self) -> dict[str, list[str]]:
+        """Every conversation with rows that cannot be read as stored, and why."""
+        with self._read() as db:
+            return scan_damage(db)
 
     def save_context(self, conversation_id: str, context: Context) -> None:
         """Make the stored conversation equal ``context``: same entries, same order.
@@ -489,47 +561,15 @@ class Store:
         """
         if not query.strip():
             return []
-        with self._lock:
-            try:
-                rows = self._match(query, limit, mark)
-            except sqlite3.OperationalError:
-                # Not valid FTS5 syntax (`"unbalanced`, `a:b`, `-x`): search literally.
-                try:
-                    rows = self._match(_phrase(query), limit, mark)
-                except sqlite3.Error as exc:
-                    raise translate_error(exc, self.path) from exc
-            except sqlite3.Error as exc:
-                raise translate_error(exc, self.path) from exc
-        return [
-            SearchHit(
-                conversation_id=row["conversation_id"],
-                conversation_title=row["title"],
-                entry_id=row["id"],
-                role=Role(row["role"]),
-                snippet=" ".join(row["snippet"].split()),
-                created=datetime.fromisoformat(row["created"]),
-            )
-            for row in rows
-        ]
-
-    def _match(self, query: str, limit: int, mark: tuple[str, str]) -> list[sqlite3.Row]:
-        return self._db.execute(
-            """SELECT e.conversation_id, c.title, e.id, e.role, e.created,
-                    snippet(entries_fts, 0, ?, ?, '…', 16) AS snippet
-                FROM entries_fts
-                JOIN entries e ON e.seq = entries_fts.rowid
-                JOIN conversations c ON c.id = e.conversation_id
-                WHERE entries_fts MATCH ? AND e.role != 'system'
-                ORDER BY entries_fts.rank, e.seq DESC
-                LIMIT ?""",
-            (mark[0], mark[1], query, limit),
-        ).fetchall()
+        with self._read() as db:
+            return search_rows(db, query, limit, mark)
 
     # Lifetime --------------------------------------------------------------------------
     def check(self) -> list[str]:
         """Run SQLite's and FTS5's integrity checks; an empty list means all is well."""
         problems: list[str] = []
-        with self._read() as db:
+        with self._lock:  # the FTS5 check is written as an INSERT: not on the reader
+            db = self._db
             rows = db.execute("PRAGMA integrity_check").fetchall()
             problems += [row[0] for row in rows if row[0] != "ok"]
             try:
@@ -539,8 +579,9 @@ class Store:
         return problems
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
     def __enter__(self) -> Store:
         return self
@@ -552,36 +593,3 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class Autosaver:
-    """Saves a streaming reply at most once per ``interval`` seconds, and on :meth:`flush`.
-
-    Call :meth:`update` after every piece of text and :meth:`flush` when the reply ends,
-    is stopped or fails; a crash then loses at most ``interval`` seconds of the reply.
-    """
-
-    def __init__(self, store: Store, conversation_id: str, interval: float = 1.0) -> None:
-        self.store = store
-        self.conversation_id = conversation_id
-        self.interval = interval
-        self.saves = 0
-        """How many times an entry was written."""
-        self._last: float | None = None
-
-    def update(self, entry: ContextEntry) -> bool:
-        """Save ``entry`` if the interval has passed since the last save; True if saved."""
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self.interval:
-            return False
-        self._save(entry, now)
-        return True
-
-    def flush(self, entry: ContextEntry) -> None:
-        """Save ``entry`` now, whatever the interval."""
-        self._save(entry, time.monotonic())
-
-    def _save(self, entry: ContextEntry, now: float) -> None:
-        self.store.save_entry(self.conversation_id, entry)
-        self._last = now
-        self.saves += 1

@@ -43,6 +43,26 @@ class HistoryRecovered(StoreError):
     """Not a failure: the damaged database was moved aside and a new one started."""
 
 
+class HistoryDamaged(StoreError):
+    """Some rows of a conversation could not be read as stored; they were repaired or skipped."""
+
+
+class StoreBusyError(StoreError):
+    """A write that was not to wait found the database locked (see ``Store.no_wait``)."""
+
+    description = "The conversation history is busy."
+    reason = "Another program (or another spezichat window) is writing to it."
+    suggestion = "The change is saved as soon as the other write ends."
+
+
+class ConversationChangedError(StoreError):
+    """The stored conversation no longer ends where the writing window thinks it does."""
+
+    description = "The conversation was continued in another window."
+    reason = "Messages were added to the stored conversation after this window loaded it."
+    suggestion = "This window's messages continue in a copy of the conversation."
+
+
 # Migrations ------------------------------------------------------------------------------
 # Append-only: never edit or reorder one that has shipped. Migration N (1-based) takes a
 # database from user_version N-1 to N.
@@ -130,6 +150,76 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the database to the newest schema (refusing one newer than this code)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == len(MIGRATIONS):
+        return
+    if version > len(MIGRATIONS):
+        db.close()
+        raise StoreError(
+            "The conversation history was written by a newer spezichat.",
+            reason=(
+                f"{path} has schema version {version}; this spezichat knows "
+                f"versions up to {len(MIGRATIONS)}."
+            ),
+            suggestion="Upgrade spezichat (pip install -U spezichat).",
+        )
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, len(MIGRATIONS)):
+            MIGRATIONS[number](db)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged database (and its WAL) to ``history.db.corrupt-<time>``."""
+    moment = datetime.now().strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{moment}")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{moment}-{counter}")
+        counter += 1
+    try:
+        path.replace(target)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.replace(target.with_name(target.name + suffix))
+    except OSError as exc:
+        raise StoreError(
+            "The conversation history is damaged and could not be moved aside.",
+            reason=f"{path}: {exc.strerror or exc}",
+            suggestion=f"Move or delete {path} by hand, then start spezichat again.",
+        ) from exc
+    return target
+
+
+def recovery_notice(path: Path, reason: str | None, kept: Path) -> HistoryRecovered:
+    """What to tell the user when the damaged database was replaced by a fresh one."""
+    return HistoryRecovered(
+        "The conversation history was damaged; a new, empty one was started.",
+        reason=f"{path} could not be read ({reason}). The old file was kept as {kept}.",
+        suggestion=(
+            "New conversations are saved as usual. To rescue old ones, try: "
+            f"sqlite3 '{kept}' .recover | sqlite3 rescued.db"
+        ),
+    )
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code in (5, 6) or "locked" in str(exc)
+
+
 def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
@@ -145,13 +235,20 @@ def translate_error(exc: sqlite3.Error, path: Path) -> StoreError:
         return StoreError(
             "The conversation history is busy.",
             reason=f"Another program kept {path} locked for more than {BUSY_TIMEOUT_S:g} s.",
-            suggestion="Try again; if it persists, close other spezichat windows.",
+            suggestion=(
+                "Try again (the app does so by itself; nothing on screen is lost); if it "
+                "persists, close other spezichat windows or programs using the file."
+            ),
         )
     if code == 13 or "disk is full" in text:  # SQLITE_FULL
         return StoreError(
             "The conversation could not be saved: the disk is full.",
             reason=f"SQLite could not write to {path}: {text}.",
-            suggestion="Free some disk space; what is on screen is kept until it can be saved.",
+            suggestion=(
+                "Free some disk space: what is on screen is kept and saved, in order, "
+                "as soon as there is room (spezichat retries by itself and with every "
+                "new message)."
+            ),
         )
     if code == 8 or "readonly" in text:  # SQLITE_READONLY
         return StoreError(

@@ -64,4 +64,29 @@ Disk full during a download
 A 1 MB paste into the prompt; the terminal resized to 40x12
     tui/test_faults.py: test_a_1_mb_paste_is_sent_whole_and_the_app_stays_usable,
     test_resizing_to_40x12_while_a_long_reply_streams_loses_nothing.
+
+History integrity (issue 13): a full disk, a locked database, two windows, damaged rows
+    tui/test_store_faults.py:
+    test_a_full_disk_keeps_the_exchange_and_saves_it_later_in_order (a real tmpfs, ENOSPC),
+    test_a_locked_history_never_holds_up_the_keys_and_keeps_the_order (another process
+    holds BEGIN IMMEDIATE), test_two_windows_on_one_conversation_keep_their_turns_apart
+    (two apps, one file: a fork, and the other window's list learns of it),
+    test_the_app_starts_on_damaged_rows_and_names_the_conversation;
+    store/test_integrity.py: the same at the store (damaged rows, `history list/show`,
+    two writers, the lock, a failed write going first with the next one).
+
+Limits (issue 13): nothing hangs, nothing eats memory
+    faults/test_limits.py: test_a_reply_that_only_keeps_alive_is_stopped_and_kept
+    (keep-alive comments or one byte at a time forever, streamed or not: the idle
+    timeout, [openai] idle_timeout, stops it and keeps the text),
+    test_a_fog_node_that_only_keeps_alive_is_stopped ([fog] idle_timeout);
+    test_a_300_mb_line_ends_the_reply_with_bounded_memory,
+    test_an_endless_event_of_short_lines_ends_with_bounded_memory,
+    test_a_huge_error_body_is_read_only_in_part (200 MB and a gzip bomb),
+    test_a_gzip_bomb_in_the_event_stream_ends_with_bounded_memory,
+    test_a_gzip_bomb_as_a_whole_answer_ends_with_bounded_memory (the client's peak memory
+    measured in a child process), test_compression_is_undone_and_damage_is_a_format_error;
+    test_a_hanging_token_command_times_out_and_is_killed ([fog] token_timeout),
+    test_a_cancelled_token_command_is_killed_with_its_children,
+    test_a_hanging_token_command_is_not_reported_as_a_slow_node (the process group is gone).
 """

@@ -100,6 +100,22 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _warn(error: Any) -> None:
+    """A damaged conversation, on stderr: stdout keeps the data (a table, JSON, Markdown)."""
+    from backends.untrusted import printable
+
+    print(f"warning: {printable(error.description)}", file=sys.stderr)
+    print(f"  why: {printable(error.reason)}", file=sys.stderr)
+    print(f"  note: {printable(error.suggestion)}", file=sys.stderr, flush=True)
+
+
+def _warn_damaged(store: Any, damaged: dict[str, list[str]]) -> None:
+    for conversation_id, problems in damaged.items():
+        report = store.damage_report(conversation_id, problems)
+        if report is not None:
+            _warn(report)
+
+
 def _local(moment: Any) -> str:
     return str(moment.astimezone().strftime("%Y-%m-%d %H:%M"))
 
@@ -110,11 +126,16 @@ def _list(store: Any, args: argparse.Namespace) -> int:
     from backends.untrusted import one_line
 
     conversations = store.list_conversations(limit=args.limit)
+    # Rows that cannot be read as stored are repaired or skipped; each conversation
+    # that has some is named on stderr, after the list.
+    damaged = store.scan_damage()
     if args.json:
         print(json.dumps([c.to_dict() for c in conversations], indent=2))
+        _warn_damaged(store, damaged)
         return 0
     if not conversations:
         print(f"No conversations yet (stored in {store.path}).", file=sys.stderr)
+        _warn_damaged(store, damaged)
         return 0
     # A table is for reading (--json is the exact form): titles and model ids, which
     # came from servers and models, are neutralised to one line each.
@@ -128,6 +149,7 @@ def _list(store: Any, args: argparse.Namespace) -> int:
             f"{c.id[:8]}  {_local(c.updated)}  {c.message_count:>4}  "
             f"{model:<{model_width}}  {one_line(c.title)}"
         )
+    _warn_damaged(store, damaged)
     return 0
 
 
@@ -140,6 +162,9 @@ def _show(store: Any, args: argparse.Namespace) -> int:
     # Markdown is for reading, neutralised like a Markdown export; JSON keeps the exact text.
     render = export_json if args.format == "json" else export_markdown
     sys.stdout.write(render(conversation, context))
+    report = store.damage_report(conversation_id)
+    if report is not None:
+        _warn(report)
     return 0
 
 

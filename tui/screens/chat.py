@@ -2,28 +2,48 @@
 
 Replies stream in a worker (``@work(exclusive=True)``) on the app's event loop. The
 user's message is stored before the request goes out; the reply is stored at least once
-a second while it streams and again when it ends, is stopped or fails.
+a second while it streams and again when it ends, is stopped or fails. Every write goes
+through a :class:`tui.store_writer.StoreWriter`: never blocking the keys, in order, kept
+and retried when it fails; what it reports (a failure, the waiting changes saved, a fork
+because another window continued the conversation, changes made by other windows)
+comes back as a :class:`ChatScreen.StoreEvent`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker
 
 from backends.context import Context, ContextEntry, Role, ToolCall
 from backends.errors import LLMError
 from backends.session import LLMState, Session
+from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TextDialog, ToolApprovalDialog
 from tui.screens.turn import Turn
+from tui.store_schema import ConversationChangedError
+from tui.store_writer import (
+    ChangedElsewhere,
+    Dropped,
+    Forked,
+    StoreWriter,
+    WriteFailed,
+    WriterEvent,
+    WritesResumed,
+    Written,
+)
 from tui.widgets.messages import ChatItem, ErrorItem, MessageLog, NoticeItem, UserMessage
 from tui.widgets.prompt import PromptInput
 from tui.widgets.sidebar import ConversationList
@@ -61,13 +81,19 @@ class ChatScreen(Screen[None]):
         "chat.conversations",
     )
 
+    @dataclass
+    class StoreEvent(Message):
+        """What the history writer reported (posted from its thread)."""
+
+        event: WriterEvent
+
     def __init__(self) -> None:
         super().__init__(id="chat-screen")
         self.conversation: Conversation | None = None
         self.session: Session[Any] | None = None
         self.generating = False
         self._worker: Worker[None] | None = None
-        self._store_error_shown = False
+        self._writer: StoreWriter | None = None
         self._sidebar_wanted = True
         self._sidebar_forced = False
 
@@ -101,7 +127,23 @@ class ChatScreen(Screen[None]):
     def sidebar(self) -> ConversationList:
         return self.query_one(ConversationList)
 
+    @property
+    def writer(self) -> StoreWriter:
+        """Where every change to the history goes (started when the screen mounts)."""
+        if self._writer is None:
+            self._writer = StoreWriter(self.chat_app.store, self._post_store_event)
+        return self._writer
+
+    def _post_store_event(self, event: WriterEvent) -> None:
+        self.post_message(self.StoreEvent(event))  # thread-safe
+
+    async def on_unmount(self) -> None:
+        # The app ends: write what waits (off the event loop; one more try if failing).
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+
     async def on_mount(self) -> None:
+        self.writer  # noqa: B018 - the writer's thread starts with the screen
         self._sidebar_wanted = self.chat_app.settings.ui.show_sidebar
         self._layout_sidebar()
         self.apply_settings()
@@ -200,7 +242,8 @@ class ChatScreen(Screen[None]):
                 from tui.store import ConversationNotFoundError
 
                 raise ConversationNotFoundError()
-            context = store.load_context(conversation_id)
+            context = self.writer.overlay(conversation_id, store.load_context(conversation_id))
+            damage = store.damage_report(conversation_id)
         except LLMError as error:
             await self._show_error(error)
             self.refresh_sidebar()
@@ -209,8 +252,10 @@ class ChatScreen(Screen[None]):
         self.session = None
         self._new_session(context)
         await self.log_view.show_entries(list(context), speaker=f"Assistant · {conversation.model}")
+        if damage is not None:
+            await self.log_view.add(ErrorItem(damage))
         self.refresh_sidebar()
-        self.sub_title = conversation.title
+        self.sub_title = one_line(conversation.title)
         return True
 
     async def action_new_chat(self) -> None:
@@ -241,14 +286,10 @@ class ChatScreen(Screen[None]):
         def rename(title: str | None) -> None:
             if not title:
                 return
-            try:
-                self.chat_app.store.rename_conversation(event.conversation_id, title)
-            except LLMError as error:
-                self.notify(f"{error.description} {error.suggestion}", severity="error")
-                return
+            self.writer.rename(event.conversation_id, title)
             if self.conversation is not None and self.conversation.id == event.conversation_id:
-                self.conversation = self.chat_app.store.get_conversation(event.conversation_id)
-                self.sub_title = title
+                self.conversation = replace(self.conversation, title=title)
+                self.sub_title = one_line(title)
             self.refresh_sidebar()
 
         self.app.push_screen(TextDialog("Rename the conversation", conversation.title), rename)
@@ -265,11 +306,11 @@ class ChatScreen(Screen[None]):
         async def delete(confirmed: bool | None) -> None:
             if not confirmed:
                 return
-            self.chat_app.store.delete_conversation(event.conversation_id)
+            self.writer.delete_conversation(event.conversation_id)
             if self.conversation is not None and self.conversation.id == event.conversation_id:
                 await self.action_new_chat()
             self.refresh_sidebar()
-            self.notify(f"Deleted “{conversation.title}”.", timeout=3)
+            self.notify(f"Deleted “{one_line(conversation.title)}”.", timeout=3, markup=False)
 
         self.app.push_screen(
             ConfirmDialog(
@@ -293,21 +334,15 @@ class ChatScreen(Screen[None]):
         if session.state in (LLMState.GENERATING, LLMState.LOADING):
             self._busy()
             return
-        store = self.chat_app.store
-        try:
-            if self.conversation is None:
-                from tui.store import title_from_text
+        if self.conversation is None:
+            from tui.store import Store, title_from_text
 
-                general = self.chat_app.settings.general
-                self.conversation = store.create_conversation(
-                    title_from_text(event.text), general.backend, general.model
-                )
-                for entry in session.context:
-                    store.save_entry(self.conversation.id, entry)
-                self.sub_title = self.conversation.title
-        except LLMError as error:
-            await self._show_error(error)
-            return
+            general = self.chat_app.settings.general
+            self.conversation = Store.new_conversation(
+                title_from_text(event.text), general.backend, general.model
+            )
+            self.writer.create(self.conversation, list(session.context))
+            self.sub_title = one_line(self.conversation.title)
         entry = session.context.append_user(event.prompt.take_text())
         self._save(entry)
         # The message takes its place in the log now; the request need not wait for it
@@ -319,18 +354,62 @@ class ChatScreen(Screen[None]):
         await shown
 
     def _save(self, entry: ContextEntry) -> None:
-        if self.conversation is None:
-            return
-        try:
-            self.chat_app.store.save_entry(self.conversation.id, entry)
-        except LLMError as error:
-            self._store_failed(error)
+        if self.conversation is not None and self.session is not None:
+            self.writer.save(self.conversation, self.session.context, entry)
 
-    def _store_failed(self, error: LLMError) -> None:
-        """Show a storage problem once per reply; the reply itself goes on."""
-        if not self._store_error_shown:
-            self._store_error_shown = True
-            self.call_after_refresh(self._show_error, error)
+    @on(StoreEvent)
+    async def _store_event(self, message: StoreEvent) -> None:
+        event = message.event
+        if isinstance(event, WriteFailed):
+            await self.log_view.add(ErrorItem(event.error))
+            self.notify(
+                f"{event.pending} change(s) to the history wait to be saved. Nothing on "
+                "screen is lost: spezichat tries again by itself and with every new message.",
+                title="Not saved yet",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
+        elif isinstance(event, WritesResumed):
+            await self.log_view.add(
+                NoticeItem(f"Saved the {event.written} change(s) that had waited.")
+            )
+        elif isinstance(event, Forked):
+            await self._forked(event)
+        elif isinstance(event, Dropped):
+            await self.log_view.add(ErrorItem(event.error))
+        if isinstance(event, WritesResumed | Forked):
+            self.refresh_sidebar()
+        elif isinstance(event, Written | ChangedElsewhere):
+            self._refresh_sidebar_in_background()
+
+    def _refresh_sidebar_in_background(self) -> None:
+        """The list changed behind the user's back: keep their place in it."""
+        sidebar = self.sidebar
+        keep = sidebar.highlighted_id if sidebar.has_focus else None
+        self.refresh_sidebar()
+        if keep is not None and keep != sidebar.highlighted_id:
+            with suppress(OptionDoesNotExist):
+                sidebar.highlighted = sidebar.get_option_index(keep)
+
+    async def _forked(self, event: Forked) -> None:
+        current = self.conversation
+        if current is None or current.id != event.source_id:
+            return  # another conversation's late writes; the sidebar shows the copy
+        self.conversation = event.fork
+        self.sub_title = one_line(event.fork.title)
+        if isinstance(event.error, ConversationChangedError):
+            text = (
+                f"{event.error.description} {event.error.reason} So that the two windows' "
+                f"messages do not mix, this window's conversation continues as a copy: "
+                f"“{event.fork.title}”; the other window's stays as it is."
+            )
+        else:
+            text = (
+                f"“{current.title}” was deleted in another window; this window's "
+                f"conversation is kept as “{event.fork.title}”."
+            )
+        await self.log_view.add(NoticeItem(text))
 
     def _start_generation(self, user_id: str) -> None:
         # Busy from now on, so a second Enter cannot start another reply meanwhile.
@@ -345,16 +424,14 @@ class ChatScreen(Screen[None]):
         if session is None:
             self.generating = False
             return
-        self._store_error_shown = False
         turn = Turn(
             log=self.log_view,
             status=self.status,
             context=session.context,
-            store=self.chat_app.store,
-            conversation_id=self.conversation.id if self.conversation else None,
+            writer=self.writer,
+            conversation=self.conversation,
             user_id=user_id,
             speaker=f"Assistant · {self.chat_app.settings.general.model}",
-            on_store_error=self._store_failed,
         )
         error: LLMError | None = None
         with self.chat_app.no_full_collections():
@@ -404,10 +481,7 @@ class ChatScreen(Screen[None]):
             return
         removed = session.context.remove_last_reply()
         if self.conversation is not None and removed:
-            try:
-                self.chat_app.store.delete_entries(self.conversation.id, [e.id for e in removed])
-            except LLMError as error:
-                await self._show_error(error)
+            self.writer.delete_entries(self.conversation, [e.id for e in removed])
         await self.log_view.remove_after(last_user.id)
         self.log_view.anchor()
         self._start_generation(last_user.id)
@@ -452,7 +526,7 @@ class ChatScreen(Screen[None]):
     def _copy_code(self, event: ChatItem.CopyCode) -> None:
         def copy(index: int | None) -> None:
             if index is not None:
-                self.app.copy_to_clipboard(event.blocks[index])
+                self.app.copy_to_clipboard(printable(event.blocks[index]))  # as shown
                 self.notify(f"Copied code block {index + 1}.", timeout=3)
 
         choices = [
@@ -488,6 +562,12 @@ class ChatScreen(Screen[None]):
             return
         from tui.store import export_to_file
 
+        if self.writer.pending:
+            self.notify(
+                f"{self.writer.pending} change(s) are not saved yet; the export holds what is.",
+                severity="warning",
+                timeout=6,
+            )
         directory = self.chat_app.export_dir()
         try:
             paths = [
@@ -499,7 +579,7 @@ class ChatScreen(Screen[None]):
             return
         text = "Exported to " + " and ".join(str(path) for path in paths)
         await self.log_view.add(NoticeItem(text))
-        self.notify(text, title="Export", timeout=8)
+        self.notify(printable(text), title="Export", timeout=8, markup=False)
 
     def action_settings(self) -> None:
         from tui.screens.settings import SettingsScreen

@@ -4,17 +4,17 @@ The chat screen creates a :class:`Turn` per reply and feeds it every event of
 ``session.stream()``. The turn saves the streaming text at least once a second
 (:class:`tui.store.Autosaver`), stores tool calls and results as they happen and, in
 :meth:`Turn.close`, stores everything from the user's message on, drops entries the
-context replaced, draws the final text once and reports speed and token usage.
+context replaced, draws the final text once and reports speed and token usage. Every
+write goes through the screen's :class:`tui.store_writer.StoreWriter`: it never blocks,
+keeps the order and reports failures to the screen itself.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backends.context import Context, ContextEntry
-from backends.errors import LLMError
 from backends.events import (
     Event,
     Notice,
@@ -28,7 +28,8 @@ from tui.widgets.messages import AssistantMessage, MessageLog, NoticeItem, ToolC
 from tui.widgets.status import StatusBar
 
 if TYPE_CHECKING:
-    from tui.store import Store
+    from tui.store import Conversation
+    from tui.store_writer import StoreWriter
 
 
 class Turn:
@@ -40,23 +41,25 @@ class Turn:
         log: MessageLog,
         status: StatusBar,
         context: Context,
-        store: Store,
-        conversation_id: str | None,
+        writer: StoreWriter,
+        conversation: Conversation | None,
         user_id: str,
         speaker: str,
-        on_store_error: Callable[[LLMError], None],
     ) -> None:
-        from tui.store import Autosaver
+        from tui.store_writer import Autosaver
 
         self.log = log
         self.status = status
         self.context = context
-        self.store = store
-        self.conversation_id = conversation_id
+        self.writer = writer
+        self.conversation = conversation
         self.user_id = user_id
         self.speaker = speaker
-        self.on_store_error = on_store_error
-        self.saver = Autosaver(store, conversation_id) if conversation_id else None
+        self.saver = (
+            Autosaver(writer.sink(conversation, context), conversation.id)
+            if conversation is not None
+            else None
+        )
         self.saved: set[str] = set()
         """Ids of entries this turn wrote, to delete those the context later replaced."""
         self.view: AssistantMessage | None = None
@@ -98,29 +101,24 @@ class Turn:
         streaming = self.context.streaming_entry()
         if streaming is not None:
             self.view.entry_id = streaming.id
-            if self.saver is not None:
-                try:
-                    if self.saver.update(streaming):
-                        self.saved.add(streaming.id)
-                except LLMError as error:
-                    self.on_store_error(error)
+            if self.saver is not None and self.saver.update(streaming):
+                self.saved.add(streaming.id)
 
     def persist(self) -> None:
         """Store every entry from the user's message on; drop replaced streaming entries."""
-        if self.conversation_id is None:
+        if self.conversation is None:
             return
         ids = [entry.id for entry in self.context]
         start = ids.index(self.user_id) if self.user_id in ids else len(ids)
-        try:
-            for entry in self.context.entries[start:]:
-                self.store.save_entry(self.conversation_id, entry)
-                self.saved.add(entry.id)
-            stale = self.saved - set(ids)
-            if stale:
-                self.store.delete_entries(self.conversation_id, sorted(stale))
-                self.saved -= stale
-        except LLMError as error:
-            self.on_store_error(error)
+        # Replaced entries go first: a new entry is stored only after the one before it
+        # in the context (see StoreWriter.save).
+        stale = self.saved - set(ids)
+        if stale:
+            self.writer.delete_entries(self.conversation, sorted(stale))
+            self.saved -= stale
+        for entry in self.context.entries[start:]:
+            self.writer.save(self.conversation, self.context, entry)
+            self.saved.add(entry.id)
 
     async def close(self) -> None:
         """The reply ended, stopped or failed: save first, then draw the final state."""
