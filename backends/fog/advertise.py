@@ -73,7 +73,7 @@ class FogAdvertiser:
                 reason="A TCP port lies between 1 and 65535.",
                 suggestion="Pass the port the server listens on with --port.",
             )
-        if not name.strip() or any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name):
+        if not name.strip() or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
             raise ConfigurationError(
                 "The fog node name cannot be advertised.",
                 reason="An mDNS instance name is visible text: it may not be empty or hold "
