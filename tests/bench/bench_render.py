@@ -31,6 +31,15 @@ first reply is where imports and first-use preparation would stall the app.
 nothing meanwhile, then shows the last screenful of the reply once, as plain text, as
 Rich's Markdown renderable in a ``Static``, and as Textual's ``Markdown`` widget (the
 one spezichat uses), until that frame is drawn. Ratios are against the bare loop alone.
+
+``--large-code 20000 200000`` instead streams a reply holding one code block of that many
+lines (in chunks of 256 characters, as fast as the server sends them), each size in a
+fresh process, then reopens the stored conversation in a new app (a restart). For both
+it reports the time until the screen is drawn, the longest stall, how long keys take
+until the screen shows what they did (five typed into the prompt; Ctrl+Up to the reply,
+``b`` to copy its code block, Escape back), the rows that code blocks take in the
+layout, and the memory (resident once drawn, and the peak of the process). Targets
+(issue 13): keys < 100 ms; rows and memory that do not grow with the block.
 """
 
 from __future__ import annotations
@@ -450,6 +459,174 @@ def floor(tokens: int, runs: int, size: tuple[int, int]) -> None:
         asyncio.run(measure_floor(tokens, runs, size, server.base_url))
 
 
+LARGE_PIECE = 256
+"""Characters per streamed chunk of the large code block."""
+
+
+def large_code_reply(lines: int) -> str:
+    """A reply holding one Python code block of ``lines`` lines."""
+    code = "".join(f"{CODE[i % len(CODE)]}  # {i}\n" for i in range(lines))
+    return f"Here is the whole file:\n\n```python\n{code}```\n\nThat is all of it.\n"
+
+
+def memory_mb() -> tuple[float, float]:
+    """Resident memory of this process now and at its peak, in MiB (Linux)."""
+    import resource
+
+    status = Path("/proc/self/status").read_text()
+    now = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    return now, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def next_frame(app: Any) -> None:
+    drawn = asyncio.Event()
+    app.screen.call_after_refresh(drawn.set)
+    await drawn.wait()
+
+
+async def press(app: Any, key: str, done: Any) -> float:
+    """Seconds from ``key`` until ``done()`` holds and the screen shows it."""
+    from textual import events
+
+    start = time.perf_counter()
+    app.post_message(events.Key(key, key if len(key) == 1 else None))
+    while not done():
+        await asyncio.sleep(0.0005)
+    await next_frame(app)
+    seconds = time.perf_counter() - start
+    await asyncio.sleep(0.05)
+    return seconds
+
+
+async def key_latencies(app: Any, text: str) -> dict[str, Any]:
+    """Keys typed into the prompt; Ctrl+Up to the reply, ``b`` to copy its code, Escape."""
+    from tui.widgets.messages import AssistantMessage, code_blocks
+
+    screen = app.screen
+    prompt = screen.prompt
+    prompt.focus()
+    await next_frame(app)
+    typing = []
+    for _ in range(5):
+        before = prompt.text
+        typing.append(await press(app, "x", lambda before=before: prompt.text != before))
+    prompt.text = ""
+    reply = screen.log_view.query(AssistantMessage).last()
+    select = await press(app, "ctrl+up", lambda: app.focused is reply)
+    copy = await press(app, "b", lambda: bool(app.clipboard))
+    assert app.clipboard == code_blocks(text)[0], "the copied block differs"
+    back = await press(app, "escape", lambda: app.focused is prompt)
+    return {"typing": typing, "select": select, "copy": copy, "back": back}
+
+
+def drawn_code_rows(app: Any) -> int:
+    """Rows that the widgets drawing code blocks take in the conversation's layout."""
+    from textual.widgets.markdown import MarkdownFence
+
+    from tui.widgets.code import CodeBlock
+
+    widgets = [*app.screen.query(MarkdownFence), *app.screen.query(CodeBlock)]
+    return sum(widget.outer_size.height for widget in widgets)
+
+
+async def until_drawn(app: Any) -> None:
+    """Until a refresh of the screen shows only built segments of the last reply."""
+    from tui.widgets.reply import Segment
+
+    log = app.screen.log_view
+    while True:
+        await next_frame(app)
+        parts = log.query(Segment)
+        if parts and all(part.built or not part.region.overlaps(log.region) for part in parts):
+            return
+
+
+async def large_phase(app: Any, text: str, *, stream: bool) -> dict[str, Any]:
+    probe = Probe()
+    probe.start()
+    start = time.perf_counter()
+    if stream:
+        await app_reply(app, text)
+    else:
+        await until_drawn(app)
+    seconds = time.perf_counter() - start
+    await probe.stop()
+    await asyncio.sleep(1.0)
+    rss, _peak = memory_mb()
+    keys = await key_latencies(app, text)
+    _rss, peak = memory_mb()
+    return {
+        "seconds": seconds,
+        "stall": max(probe.lags, default=0.0),
+        **keys,
+        "rows": drawn_code_rows(app),
+        "rss": rss,
+        "peak": peak,
+    }
+
+
+async def large_in_app(lines: int, size: tuple[int, int], folder: str) -> dict[str, Any]:
+    from backends.runner import Runner
+    from tui.app import SpeziChatApp
+    from tui.settings import Settings
+    from tui.store import Store
+
+    text = large_code_reply(lines)
+    settings = Settings()
+    settings.general.backend = "openai"
+    settings.general.model = MODEL
+    results: dict[str, Any] = {"lines": lines, "kib": len(text) / 1024}
+    with Store(Path(folder) / "history.db") as store:
+        app = SpeziChatApp(settings=settings, store=store, runner=Runner())
+        async with app.run_test(size=size):
+            results["streamed"] = await large_phase(app, text, stream=True)
+        app = SpeziChatApp(settings=settings, store=store, runner=Runner())
+        async with app.run_test(size=size):  # a restart: the conversation is reopened
+            results["reopened"] = await large_phase(app, text, stream=False)
+    return results
+
+
+def large_child(lines: int, size: tuple[int, int]) -> None:
+    """In a fresh process: one large code block, streamed then reopened; JSON figures."""
+    text = large_code_reply(lines)
+    pieces = [text[i : i + LARGE_PIECE] for i in range(0, len(text), LARGE_PIECE)]
+    server = SSEServer(0)
+    server.body = render_body(pieces)
+    with server, tempfile.TemporaryDirectory() as folder:
+        os.environ.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-bench")
+        print(json.dumps(asyncio.run(large_in_app(lines, size, folder))))
+
+
+def large_blocks(sizes: list[int], size: tuple[int, int]) -> None:
+    import subprocess
+
+    print(f"large code blocks: headless {size[0]}x{size[1]}, one fresh process each")
+    print("typing: 5 keys into the prompt (median/max); select: Ctrl+Up to the reply;")
+    print("copy: b (copy code) on it; back: Escape to the prompt. Key times in ms.")
+    print("RSS: resident once drawn (before the keys); peak: of the process, keys included.")
+    print(
+        f"{'lines':>7} {'KiB':>6} {'phase':<9} {'drawn s':>7} {'stall ms':>8} "
+        f"{'typing':>9} {'select':>7} {'copy':>6} {'back':>6} {'code rows':>9} "
+        f"{'RSS MiB':>7} {'peak MiB':>8}"
+    )
+    for lines in sizes:
+        command = [sys.executable, __file__, "--large-child", str(lines)]
+        command += ["--width", str(size[0]), "--height", str(size[1])]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        result = json.loads(output.splitlines()[-1])
+        for phase in ("streamed", "reopened"):
+            row = result[phase]
+            typing = row["typing"]
+            keys = f"{statistics.median(typing) * 1000:.0f}/{max(typing) * 1000:.0f}"
+            print(
+                f"{lines:>7} {result['kib']:>6.0f} {phase:<9} {row['seconds']:>7.2f} "
+                f"{row['stall'] * 1000:>8.0f} {keys:>9} {row['select'] * 1000:>7.0f} "
+                f"{row['copy'] * 1000:>6.0f} {row['back'] * 1000:>6.0f} {row['rows']:>9} "
+                f"{row['rss']:>7.0f} {row['peak']:>8.0f}"
+            )
+    print("targets: keys < 100 ms; code rows and memory do not grow with the block")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=10_000)
@@ -470,8 +647,25 @@ def main() -> None:
         "--first", type=int, metavar="RUNS", help="instead: the first reply after launch"
     )
     parser.add_argument("--first-child", choices=("warm", "cold"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--large-code",
+        type=int,
+        nargs="+",
+        metavar="LINES",
+        help="instead: replies with one code block of so many lines (streamed, reopened)",
+    )
+    parser.add_argument("--large-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = (args.width, args.height)
+    if args.large_code or args.large_child:
+        with tempfile.TemporaryDirectory() as home:
+            for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+                os.environ[name] = str(Path(home) / name.lower())
+            if args.large_child:
+                large_child(args.large_child, size)
+            else:
+                large_blocks(args.large_code, size)
+        return
     if args.first or args.first_child:
         with tempfile.TemporaryDirectory() as home:
             for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):

@@ -109,7 +109,8 @@ def test_segments_end_only_at_safe_block_boundaries() -> None:
 def test_short_text_is_one_segment_and_a_fence_is_never_cut() -> None:
     assert split_markdown("Hello") == ["Hello"]
     assert split_markdown("") == [""]
-    fence = "```\n" + "\n\n".join(f"line {i}" for i in range(400)) + "\n```\n"
+    # (one longer than FENCE_LINES is cut: tests/tui/test_large_blocks.py)
+    fence = "```\n" + "\n\n".join(f"line {i}" for i in range(70)) + "\n```\n"
     assert split_markdown(fence + "\nafter\n", target=50) == [fence + "\n", "after\n"]
 
 

@@ -15,6 +15,11 @@ characters:
 * when the reply ends, the tail gets its final ``Markdown.update`` if what streamed into
   it differs from its text, and the segments on screen are built before the next frame.
 
+A long code block (a whole file) is cut off the Markdown and drawn line by line, as a
+:class:`tui.widgets.code.CodeBlock` between segments (see :mod:`tui.widgets.segments`):
+while it streams its parts are added to it; what is copied comes from the message's
+text, whole.
+
 A reply is untrusted text: every piece, the first text and the final text pass through
 :func:`backends.untrusted.printable` before they are cut, streamed or drawn, so control
 sequences from a server never reach the terminal (the message keeps the exact text).
@@ -26,75 +31,35 @@ between two blocks of a single document (``tests/tui/test_render.py`` compares b
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
-from textual.content import Content
 from textual.geometry import Region, Spacing
 from textual.widget import Widget
 from textual.widgets import Markdown
-from textual.widgets.markdown import MarkdownBlock, MarkdownFence, MarkdownStream
+from textual.widgets.markdown import MarkdownBlock, MarkdownStream
 
 from backends.untrusted import printable
-from tui.widgets.segments import Splitter, estimate_rows, split_markdown
+from tui.widgets.code import CodeBlock, QuickFence, prepare_lexers
+from tui.widgets.segments import (
+    Part,
+    Shape,
+    Splitter,
+    estimate_rows,
+    is_code,
+    rows_at,
+    shape,
+    split_markdown,
+)
 
 FRAME_S = 1 / 30
 """Least time between two updates of a streaming reply (what arrived meanwhile is joined)."""
 
 DRAW_SHARE = 2.0
 """After an update that took t seconds to draw, wait at least this times t for the next."""
-
-
-class QuickFence(MarkdownFence):
-    """A code block that never makes Pygments search for its language.
-
-    Without a language Textual guesses with Pygments' ``guess_lexer``, which imports
-    every lexer the first time (about half a second) and tries them all each time; a
-    language Pygments does not know makes it scan the installed packages for plugins
-    (0.4 s here). While a reply streams that would happen on every update of the block.
-    Such blocks are shown as plain text instead.
-    """
-
-    @classmethod
-    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
-        name = language.split()[0].lower() if language.strip() else ""
-        return super().highlight(code, name if name in _known_languages() else "text", ansi, dark)
-
-
-def prepare_lexers(languages: Iterable[str]) -> list[str]:
-    """Compile the rules of these languages' lexers now; returns the names that failed.
-
-    Pygments compiles a lexer's rules when it is first used, which would otherwise
-    happen while a reply is drawn (see :mod:`tui.warmup`).
-    """
-    from pygments.lexers import get_lexer_by_name
-
-    failed = []
-    for name in languages:
-        if name not in _known_languages():
-            failed.append(name)
-            continue
-        try:
-            get_lexer_by_name(name)
-        except Exception:  # a lexer that fails to build: its blocks fall back to plain text
-            failed.append(name)
-    return failed
-
-
-@functools.cache
-def _known_languages() -> frozenset[str]:
-    """The names of Pygments' own lexers (its plugins are left out)."""
-    from pygments.lexers import get_all_lexers
-
-    return frozenset(
-        alias.lower()
-        for _name, aliases, _files, _types in get_all_lexers(plugins=False)
-        for alias in aliases
-    )
 
 
 class ReplyMarkdown(Markdown):
@@ -124,6 +89,7 @@ class Segment(Widget):
         joined: bool,
         width: int = 80,
         part_rows: Sequence[int] | None = None,
+        shapes: Sequence[Shape] = (),
     ) -> None:
         super().__init__(classes="-joined" if joined else "")
         self.parts = list(parts)
@@ -131,11 +97,13 @@ class Segment(Widget):
         """The Markdown source (of the tail while streaming: what was drawn so far)."""
         self.markdown: ReplyMarkdown | None = ReplyMarkdown(self.text) if build else None
         self._width = width
-        self._part_rows = (
-            list(part_rows)
-            if part_rows is not None
-            else [0 if build else estimate_rows(part, width) for part in self.parts]
-        )
+        self._shapes = list(shapes)
+        """The shapes of the parts, to estimate them at another width (when needed)."""
+        self._part_rows: list[int]
+        if part_rows is not None:
+            self._part_rows = list(part_rows)
+        else:
+            self._part_rows = [0] * len(self.parts) if build else self._estimate(width)
         self._rows = sum(self._part_rows)
         self._pending = False
         self._compensate: tuple[ScrollableContainer, int] | None = None
@@ -152,6 +120,20 @@ class Segment(Widget):
     @property
     def built(self) -> bool:
         return self.markdown is not None
+
+    def assign(self, text: str) -> str:
+        """This segment is ``text`` (one part) now; returns what it adds to the old text."""
+        added = text[len(self.text) :]
+        self.text = text
+        self.parts = [text]
+        self._shapes = []
+        return added
+
+    def _estimate(self, width: int) -> list[int]:
+        """The rows of each part at ``width`` (cheap for parts of code: they never wrap)."""
+        if len(self._shapes) != len(self.parts):
+            self._shapes = [shape(part) for part in self.parts]
+        return [rows_at(part_shape, width) for part_shape in self._shapes]
 
     @property
     def grouped(self) -> bool:
@@ -218,6 +200,7 @@ class Segment(Widget):
                 joined=joined or index > 0,
                 width=self._width,
                 part_rows=self._part_rows[start:end],
+                shapes=self._shapes[start:end] if len(self._shapes) == len(self.parts) else (),
             )
             for index, (start, end) in enumerate((a, b) for a, b in cuts if b > a)
         ]
@@ -229,7 +212,7 @@ class Segment(Widget):
         """The reply is drawn at ``width`` columns now: estimate this placeholder again."""
         if self.markdown is None and width != self._width:
             self._width = width
-            self._part_rows = [estimate_rows(part, width) for part in self.parts]
+            self._part_rows = self._estimate(width)
             self._rows = sum(self._part_rows)
             self.styles.height = self._rows
 
@@ -299,6 +282,8 @@ class ReplyBody(Widget):
         self._finished: list[str] = []
         """Parts the splitter finished that are not drawn yet."""
         self._tail: Segment | None = None
+        self._code: CodeBlock | None = None
+        """The long code block that streams (its last part is still to come)."""
         self._stream: MarkdownStream | None = None
         self._drawer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -306,16 +291,39 @@ class ReplyBody(Widget):
         self._ended = asyncio.Event()
 
     def compose(self) -> ComposeResult:
-        if not self._initial:
+        text, self._initial = self._initial, ""  # the parts keep it
+        if not text:
             # A reply about to stream: its first segment is ready for the first piece.
             self._tail = Segment([""], build=True, joined=False)
             yield self._tail
             return
-        parts = split_markdown(self._initial)
-        if len(parts) == 1 and self._eager:
+        parts = split_markdown(text)
+        if len(parts) == 1 and self._eager and not is_code(parts[0]):
             yield Segment(parts, build=True, joined=False)  # a short reply: at once
         else:
-            yield from self._placeholders(parts, joined=False)
+            yield from self._widgets(parts)
+
+    def _widgets(self, parts: list[str]) -> list[Widget]:
+        """Widgets for ``parts`` of a whole reply: code blocks for the long code blocks,
+        placeholders for the rest (each run of them: its last part alone, the others as
+        one group)."""
+        widgets: list[Widget] = []
+        run: list[str] = []
+        code: CodeBlock | None = None
+        for part in parts:
+            if not isinstance(part, Part):
+                run.append(part)
+                continue
+            if code is None:
+                widgets += self._placeholders(run, joined=bool(widgets))
+                run = []
+                code = CodeBlock(first=not widgets)
+                widgets.append(code)
+            code.commit(part)
+            if not part.continues:
+                code = None
+        widgets += self._placeholders(run, joined=bool(widgets))
+        return widgets
 
     def _placeholders(self, parts: list[str], *, joined: bool) -> list[Segment]:
         """Placeholders for ``parts``: the last one alone, the others as one group."""
@@ -332,9 +340,16 @@ class ReplyBody(Widget):
         return [child for child in self.children if isinstance(child, Segment)]
 
     @property
+    def code_blocks(self) -> list[CodeBlock]:
+        """The long code blocks of the reply, drawn line by line."""
+        return [child for child in self.children if isinstance(child, CodeBlock)]
+
+    @property
     def source(self) -> str:
         """The Markdown drawn so far (placeholders count with their text), neutralised."""
-        return "".join(segment.text for segment in self.segments)
+        return "".join(
+            child.text for child in self.children if isinstance(child, (Segment, CodeBlock))
+        )
 
     @property
     def streaming(self) -> bool:
@@ -403,56 +418,87 @@ class ReplyBody(Widget):
             await self._stop_stream()
             await self.remove_children()
             if text:
-                await self.mount_all(self._placeholders(split_markdown(text), joined=False))
+                await self.mount_all(self._widgets(split_markdown(text)))
         self._tail = None
+        self._code = None
         self._finished = []
         await self.build_visible()
         await self.release_far()
 
     async def _draw(self, tail_text: str) -> None:
         finished, self._finished = self._finished, []
-        new: list[Segment] = []
-        if finished:
-            tail, self._tail = self._tail, None
-            later = finished
-            if tail is not None:
-                first, later = finished[0], finished[1:]
-                rows_after = estimate_rows("".join(later) + tail_text, self._width())
-                await self._freeze(tail, first, keep=rows_after < self._viewport_rows())
-            if later:
-                # Text that streamed past faster than it could be drawn: one placeholder.
-                new.append(Segment(later, joined=bool(self.children), width=self._width()))
+        new: list[Widget] = []
+        passed: list[str] = []  # Markdown that streamed past faster than it could be drawn
+        for index, part in enumerate(finished):
+            if isinstance(part, Part):
+                new += self._passed(passed, new)
+                await self._add_code(part, new)
+            elif self._tail is not None:
+                # The tail's text is the start of this part: complete the tail.
+                tail, self._tail = self._tail, None
+                after = "".join(finished[index + 1 :]) + tail_text
+                rows_after = estimate_rows(after, self._width())
+                await self._freeze(tail, part, keep=rows_after < self._viewport_rows())
+            else:
+                passed.append(part)
+        new += self._passed(passed, new)
+        if is_code(tail_text):
+            await self._add_code(tail_text, new, arriving=True)
+            if new:
+                await self.mount_all(new)
+            return
         if self._tail is None:
             self._tail = Segment([""], build=True, joined=bool(self.children or new))
             new.append(self._tail)
         if new:
             await self.mount_all(new)
         tail = self._tail
-        delta = tail_text[len(tail.text) :]
-        if delta and tail.markdown is not None:
+        if len(tail_text) > len(tail.text) and tail.markdown is not None:
+            delta = tail.assign(tail_text)
             if self._stream is None:
                 self._stream = Markdown.get_stream(tail.markdown)
-            tail.text = tail_text
-            tail.parts = [tail_text]
             await self._stream.write(delta)
+
+    def _passed(self, parts: list[str], new: list[Widget]) -> list[Widget]:
+        """One placeholder for ``parts`` (which it empties), if any."""
+        if not parts:
+            return []
+        placeholder = Segment(parts[:], joined=bool(self.children or new), width=self._width())
+        parts.clear()
+        return [placeholder]
+
+    async def _add_code(self, part: str, new: list[Widget], *, arriving: bool = False) -> None:
+        """Draw ``part`` of a long code block: finished, or still ``arriving``."""
+        if self._tail is not None:
+            # The tail's text is the start of this code block, now drawn as code.
+            tail, self._tail = self._tail, None
+            await self._stop_stream()
+            await tail.remove()
+        if self._code is None:
+            self._code = CodeBlock(first=not (self.children or new))
+            new.append(self._code)
+        if arriving:
+            self._code.set_tail(part)
+        else:
+            self._code.commit(part)
+            if not (isinstance(part, Part) and part.continues):
+                self._code = None
 
     async def _freeze(self, segment: Segment, text: str, *, keep: bool) -> None:
         """The segment is finished: complete it if it stays in view, else release it."""
-        rest = text[len(segment.text) :]
-        segment.text = text
-        segment.parts = [text]
+        rest = segment.assign(text)
         if keep and segment.markdown is not None:
             if rest:
                 if self._stream is None:
                     self._stream = Markdown.get_stream(segment.markdown)
                 await self._stream.write(rest)
             await self._stop_stream()
-            if segment.markdown.source != text:
-                await segment.markdown.update(text)
+            if segment.markdown.source != segment.text:
+                await segment.markdown.update(segment.text)
             segment.join()
         else:
             await self._stop_stream()
-            await segment.release(estimate_rows(text, self._width()))
+            await segment.release(estimate_rows(segment.text, self._width()))
 
     async def _stop_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -476,15 +522,19 @@ class ReplyBody(Widget):
         width = self._width()
         position = 1
         while rows > 0 and self.is_attached:
-            segments = self.segments
-            if position > len(segments):
+            children = [c for c in self.children if isinstance(c, (Segment, CodeBlock))]
+            if position > len(children):
                 break
-            segment = segments[-position]
+            segment = children[-position]
+            position += 1
+            if isinstance(segment, CodeBlock):
+                rows -= segment.size.height  # it draws what it shows by itself
+                continue
             if segment.grouped:
                 await segment.split()
+                position -= 1
                 continue
             rows -= segment.size.height or estimate_rows(segment.text, width)
-            position += 1
             if not segment.built:
                 # New widgets cost most in their first layout: one segment a frame.
                 drawn = asyncio.Event()
@@ -508,6 +558,9 @@ class ReplyBody(Widget):
             far = segment.size.height and not segment.region.overlaps(area)
             if far and segment.built and segment is not self._tail:
                 await segment.release()
+        for block in self.code_blocks:
+            if not block.region.overlaps(area):
+                block.release()
 
     def _width(self) -> int:
         if self.size.width:
@@ -521,4 +574,4 @@ class ReplyBody(Widget):
         return self.app.size.height if self.is_attached else 24
 
 
-__all__ = ["FRAME_S", "ReplyBody", "ReplyMarkdown", "Segment", "prepare_lexers"]
+__all__ = ["FRAME_S", "QuickFence", "ReplyBody", "ReplyMarkdown", "Segment", "prepare_lexers"]
