@@ -400,7 +400,7 @@ class StoreWriter:
             if state.stopped:
                 self._write_now(job)
                 return
-            if not state.queue:
+            if not state.queue and _quick(job):
                 try:
                     with self.store.no_wait():
                         event = job.run(self.store, self._memory)
@@ -509,6 +509,24 @@ class StoreWriter:
             quiet = not self._cond.wait(self.poll_s) and not state.queue
             if quiet and self.store.changed_elsewhere():
                 self._emit(ChangedElsewhere())
+
+
+QUICK_WRITE_CHARS = 64_000
+"""Entries up to this size may be written on the caller's thread when nothing waits."""
+
+
+def _quick(job: _Job) -> bool:
+    """Whether ``job`` is small enough to write at once on the caller's thread.
+
+    Saving a long reply again while it streams (and indexing it for search) takes time
+    in proportion to its length: such saves always go to the writer thread, so that a
+    reply of megabytes never holds up the app's keys.
+    """
+    if isinstance(job, _Save):
+        return len(job.entry.content) <= QUICK_WRITE_CHARS
+    if isinstance(job, _Create):
+        return sum(len(entry.content) for entry in job.entries) <= QUICK_WRITE_CHARS
+    return True
 
 
 def _retryable(error: StoreError) -> bool:

@@ -7,11 +7,13 @@ on one file, another process holding the write lock (tests/store/lock_holder.py)
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from backends.context import Context, Role, ToolCall
+from backends.context import Context, ContextEntry, Role, ToolCall
 from tests.store.lock_holder import LockHolder
 from tui.cli import main
 from tui.store import Conversation, Store, default_path
@@ -249,3 +251,36 @@ def test_unsaved_changes_show_when_the_conversation_is_opened_again(tmp_path: Pa
         writer.retry()
         assert writer.wait_idle(60)
         writer.close()
+
+
+def test_a_long_reply_is_saved_on_the_writer_thread_a_short_one_at_once(tmp_path: Path) -> None:
+    """Saving megabytes (and indexing them for search) must not hold up the app's keys."""
+    from tui.store_writer import QUICK_WRITE_CHARS
+
+    with Store(tmp_path / "history.db") as store:
+        conversation = store.create_conversation("Long", "mock", "mock")
+        writer, _events = _window(store)
+        threads: dict[str, int] = {}
+        for method in ("save_entry", "append_entry"):
+            original = getattr(store, method)
+
+            def spy(
+                conversation_id: str, entry: ContextEntry, *a: Any, _o: Any = original, **k: Any
+            ) -> Any:
+                threads[entry.content[:5]] = threading.get_ident()
+                return _o(conversation_id, entry, *a, **k)
+
+            setattr(store, method, spy)
+        context = Context()
+        short = context.append_user("short question")
+        writer.save(conversation, context, short)
+        long = context.append_assistant("longs" + "x" * QUICK_WRITE_CHARS, complete=True)
+        writer.save(conversation, context, long)
+        assert writer.wait_idle(timeout=30)
+        writer.close(timeout=30)
+        assert threads["short"] == threading.get_ident()
+        assert threads["longs"] != threading.get_ident()
+        assert [e.content for e in store.load_context(conversation.id)] == [
+            short.content,
+            long.content,
+        ]
