@@ -107,11 +107,18 @@ class FileToken:
 
 
 class CommandToken:
-    """The standard output of a command, cached until a node refuses it."""
+    """The standard output of a command, cached until a node refuses it.
 
-    def __init__(self, command: str, *, timeout: float = 30.0, min_age: float = 2.0) -> None:
+    The command runs in its own process group (session). When it does not finish within
+    ``timeout`` seconds, or the request that waits for it is cancelled (a health check
+    that timed out, spezichat exiting), the whole group is killed: the shell and whatever
+    it started. A command that hangs is reported as such, not as a slow node.
+    """
+
+    def __init__(self, command: str, *, timeout: float = 10.0, min_age: float = 2.0) -> None:
         self.command = command
         self.timeout = timeout
+        """Seconds the command may run (``[fog] token_timeout``)."""
         self.min_age = min_age
         """A token fetched by a refresh less than this many seconds ago is not fetched
         again: several requests refused at once (or one refusal asked about twice) then
@@ -153,14 +160,21 @@ class CommandToken:
             ) from exc
         try:
             out, err = await asyncio.wait_for(process.communicate(), self.timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError:
             _kill_group(process.pid)
             await process.wait()
             raise FogTokenError(
-                reason=f"The token command `{self.command}` did not finish within "
-                f"{self.timeout:g} seconds.",
-                suggestion="Run the command by hand to see where it hangs.",
-            ) from exc
+                reason=f"The token command `{self.command}` did not finish in "
+                f"{self.timeout:g} s; it was stopped.",
+                suggestion=(
+                    "Run the command by hand to see where it hangs (a login prompt?), or "
+                    "raise [fog] token_timeout if it is only slow."
+                ),
+            ) from None
+        except BaseException:  # cancelled while it runs: it must not outlive the request
+            _kill_group(process.pid)
+            await asyncio.shield(process.wait())  # reaped, its pipes closed
+            raise
         if process.returncode != 0:
             del out  # whatever it printed may be a token
             last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
@@ -189,5 +203,5 @@ def _kill_group(pid: int) -> None:
             killpg(pid, signal.SIGKILL)
         else:  # pragma: no cover - Windows
             os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # already gone
         pass

@@ -22,7 +22,9 @@ from backends.fog.errors import (
     FogConnectivityError,
     FogError,
     FogGenerationError,
+    FogIdleTimeoutError,
     FogModelNotFoundError,
+    FogResponseTooLargeError,
     FogUnauthorizedError,
     error_for_status,
     model_not_found_in,
@@ -34,6 +36,9 @@ from backends.openai.client import (
     RetryPolicy,
 )
 from backends.openai.errors import APIErrorInfo
+from backends.openai.limits import Limits, size_text
+
+KEPT = "The text so far is kept; retry to get a complete reply."
 
 
 class FogErrorMapper(ErrorMapper):
@@ -82,7 +87,7 @@ class FogErrorMapper(ErrorMapper):
             return FogGenerationError(
                 "The connection to the fog node broke in the middle of the reply.",
                 reason=f"{self.url}: {type(exc).__name__} {exc}".strip(),
-                suggestion="The text so far is kept; retry to get a complete reply.",
+                suggestion=KEPT,
             )
         return connection_error(exc, self.url, self.config)
 
@@ -91,13 +96,42 @@ class FogErrorMapper(ErrorMapper):
             return FogGenerationError(
                 "The fog node stopped the reply before it was complete.",
                 reason=f"{self.url} closed the stream without a final message.",
-                suggestion="The text so far is kept; retry to get a complete reply.",
+                suggestion=KEPT,
             )
         return FogConnectivityError(reason=f"{self.url} closed the stream before sending anything.")
 
     def bad_chunk(self, data: str) -> LLMError:
         return FogGenerationError(
             reason=f"{self.url} sent data that is not an OpenAI chat stream: {data[:200]!r}"
+        )
+
+    def idle_timeout(self, seconds: float, *, partial: bool) -> LLMError:
+        reason = (
+            f"{self.url} sent nothing new for {seconds:g} s (the idle timeout): the "
+            "connection stayed open, but only keep-alive messages or a trickle of bytes "
+            "arrived."
+        )
+        if partial:
+            return FogIdleTimeoutError(
+                "The fog node stalled in the middle of the reply.",
+                reason=reason,
+                suggestion=f"{KEPT} If the node is only slow, raise [fog] idle_timeout.",
+            )
+        return FogIdleTimeoutError(reason=reason)
+
+    def too_large(self, what: str, limit: int, *, partial: bool) -> LLMError:
+        return FogResponseTooLargeError(
+            reason=(
+                f"{self.url} sent {what} larger than {size_text(limit)}; spezichat "
+                "stopped reading there so that its memory stays bounded."
+            ),
+            suggestion=KEPT if partial else FogGenerationError.suggestion,
+        )
+
+    def undecodable(self, why: str, *, partial: bool) -> LLMError:
+        return FogGenerationError(
+            reason=f"The answer of {self.url} could not be decompressed: {why}.",
+            suggestion=KEPT if partial else FogGenerationError.suggestion,
         )
 
 
@@ -145,6 +179,7 @@ def node_client(http: httpx.AsyncClient, url: str, config: FogConfig) -> ChatCom
         headers=headers,
         extensions=extensions,
         token_name="fog node token",
+        limits=Limits(idle_timeout=config.idle_timeout),
     )
 
 
@@ -163,11 +198,22 @@ class Probe:
 
 
 async def probe(http: httpx.AsyncClient, urls: Sequence[str], config: FogConfig) -> Probe:
-    """Health-check a node: GET /v1/models on each URL until one answers."""
+    """Health-check a node: GET /v1/models on each URL until one answers.
+
+    The token is fetched first, outside the health timeout: a token command has its own
+    (see :class:`backends.fog.auth.CommandToken`).
+    """
     import asyncio
 
     error: FogError | None = None
     for url in urls:
+        try:
+            if config.token is not None and config.may_send_token(url):
+                # A token command that hangs is its own error, not a slow node.
+                await config.token()
+        except FogError as exc:
+            error = exc
+            break
         start = time.perf_counter()
         try:
             client = node_client(http, url, config)

@@ -45,6 +45,9 @@ class FogConfig:
     """Interface addresses to browse on (for example ``127.0.0.1``); empty: all."""
     request_timeout: float = 60.0
     """Seconds to wait for a node to connect or to send the next piece."""
+    idle_timeout: float = 120.0
+    """Seconds a reply may go without new content; keep-alive messages and a trickle of
+    bytes do not count (see :class:`backends.openai.limits.Limits`)."""
     health_timeout: float = 3.0
     """Seconds a health check (GET /v1/models) may take."""
     max_streams_per_node: int = 2
@@ -64,8 +67,10 @@ class FogConfig:
             raise ValueError(
                 f"strategy is {self.strategy!r}; use 'random', 'least-busy' or 'ordered'."
             )
-        if self.discovery_timeout <= 0 or self.request_timeout <= 0:
-            raise ValueError("discovery_timeout and timeout must be positive numbers of seconds.")
+        if self.discovery_timeout <= 0 or self.request_timeout <= 0 or self.idle_timeout <= 0:
+            raise ValueError(
+                "discovery_timeout, timeout and idle_timeout must be positive numbers of seconds."
+            )
         from backends.fog.plain_http import parse_allow_entry
 
         for entry in self.allow_http_nodes:

@@ -120,6 +120,24 @@ class FogGenerationError(FogError):
     suggestion = "Retry; if it keeps failing, check the node's log."
 
 
+class FogIdleTimeoutError(FogError):
+    """The connection to the node stayed open, but no new content came (keep-alive
+    messages or a trickle of bytes only) for longer than the idle timeout."""
+
+    description = "The fog node stopped sending the reply."
+    reason = "Nothing new arrived within the idle timeout, though the connection stayed open."
+    suggestion = (
+        "Retry; if the model needs longer to start answering, raise [fog] idle_timeout "
+        "in the settings."
+    )
+
+
+class FogResponseTooLargeError(FogGenerationError):
+    """A line, event, answer or compressed body grew past what spezichat reads."""
+
+    description = "The fog node sent more than spezichat accepts."
+
+
 # Ollama: "model 'llama3:8b' not found, try pulling it first"; newer versions drop the
 # second half or quote with double quotes.
 _MODEL_NOT_FOUND = re.compile(

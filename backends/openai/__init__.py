@@ -23,7 +23,7 @@ Layers, from the wire up (each usable on its own):
 
 ``backends.openai.client``
     :class:`ChatCompletionsClient` (http, base_url, token=, errors=, retry=, headers=,
-    extensions=): ``stream_chat(body, cancel=)``, ``list_models()``,
+    extensions=, limits=): ``stream_chat(body, cancel=)``, ``list_models()``,
     ``retrieve_model(id)``, ``get_json(path)``. It never owns the ``httpx.AsyncClient``
     (bring your own, with your TLS verification), sends the token only under
     ``base_url``, follows no redirects, retries failures that happened before any
@@ -34,9 +34,14 @@ Layers, from the wire up (each usable on its own):
       changed. :func:`static_token` wraps a fixed key. The token is checked and set by
       :class:`BearerAuth`; a bad one raises InvalidSecretError, never quoting it.
     * :class:`ErrorMapper`: subclass and override ``http_error(status, info, headers,
-      model=)``, ``stream_error``, ``transport_error``, ``stream_cut``, ``bad_chunk`` to
+      model=)``, ``stream_error``, ``transport_error``, ``stream_cut``, ``bad_chunk``,
+      ``idle_timeout``, ``too_large``, ``undecodable`` to
       raise your own :class:`~backends.errors.LLMError` subclasses; set ``retryable``
       (and ``retry_after``) on those a :class:`RetryPolicy` may retry.
+    * :class:`Limits` (``backends.openai.limits``): the idle timeout (no new content:
+      keep-alive comments and single bytes do not count) and the most read of an event
+      line or event (4 MiB), a whole answer (16 MiB, decompressed a bounded piece at a
+      time) and an error body (64 KiB).
     * ``extensions`` are httpx request extensions, e.g. ``{"sni_hostname": "node.local"}``;
       ``headers`` are sent with every request (e.g. a ``Host`` override).
     * :class:`ChatCompletionsSession`: implement ``chat_client()`` (and optionally
@@ -58,7 +63,8 @@ Layers, from the wire up (each usable on its own):
     :class:`ModelAccessError` (403/404), :class:`InsufficientQuotaError` (429, not
     retried), :class:`RateLimitError` (429, retried honouring Retry-After),
     :class:`ServerError` (5xx, retried before any token), :class:`ConnectivityError`,
-    :class:`RequestTimeoutError`, :class:`IncompleteReplyError` (stream cut mid-reply;
+    :class:`RequestTimeoutError`, :class:`IdleTimeoutError` (nothing new for the idle
+    timeout), :class:`ResponseTooLargeError`, :class:`IncompleteReplyError` (stream cut mid-reply;
     the partial reply stays in the context, marked incomplete), :class:`RequestRejectedError`,
     :class:`StreamFormatError`, :class:`KeyStorageError`; all subclass :class:`OpenAIError`.
 """
@@ -83,6 +89,7 @@ _EXPORTS = {
     "static_token": "client",
     "APIErrorInfo": "errors",
     "ConnectivityError": "errors",
+    "IdleTimeoutError": "errors",
     "IncompleteReplyError": "errors",
     "InsufficientQuotaError": "errors",
     "InvalidAPIKeyError": "errors",
@@ -93,8 +100,10 @@ _EXPORTS = {
     "RateLimitError": "errors",
     "RequestRejectedError": "errors",
     "RequestTimeoutError": "errors",
+    "ResponseTooLargeError": "errors",
     "ServerError": "errors",
     "StreamFormatError": "errors",
+    "Limits": "limits",
     "KeyStore": "keys",
     "ResolvedKey": "keys",
     "mask_key": "keys",
@@ -114,11 +123,13 @@ __all__ = [
     "ChatCompletionsSession",
     "ConnectivityError",
     "ErrorMapper",
+    "IdleTimeoutError",
     "IncompleteReplyError",
     "InsufficientQuotaError",
     "InvalidAPIKeyError",
     "KeyStorageError",
     "KeyStore",
+    "Limits",
     "MissingAPIKeyError",
     "ModelAccessError",
     "ModelInfo",
@@ -131,6 +142,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResolvedKey",
     "ResponseFormat",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",
     "StreamAccumulator",
@@ -162,6 +174,7 @@ if TYPE_CHECKING:
     from backends.openai.errors import (
         APIErrorInfo,
         ConnectivityError,
+        IdleTimeoutError,
         IncompleteReplyError,
         InsufficientQuotaError,
         InvalidAPIKeyError,
@@ -172,10 +185,12 @@ if TYPE_CHECKING:
         RateLimitError,
         RequestRejectedError,
         RequestTimeoutError,
+        ResponseTooLargeError,
         ServerError,
         StreamFormatError,
     )
     from backends.openai.keys import KeyStore, ResolvedKey, mask_key, resolve_api_key
+    from backends.openai.limits import Limits
     from backends.openai.platform import (
         DEFAULT_BASE_URL,
         OpenAIPlatform,

@@ -198,6 +198,9 @@ class StreamAccumulator:
         self.text_received = False
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.pieces = 0
+        """Pieces of content so far (text, refusals, tool-call fragments, the finish
+        reason, usage): what tells a progressing reply from keep-alive messages."""
         self._calls: dict[int, _PartialCall] = {}
 
     @property
@@ -228,20 +231,25 @@ class StreamAccumulator:
                 text = delta.get("content")
                 if text and type(text) is str:
                     self.text_received = True
+                    self.pieces += 1
                     events.append(text)
                 refusal = delta.get("refusal")
                 if refusal and type(refusal) is str:
                     self.text_received = True
+                    self.pieces += 1
                     events.append(refusal)
                 calls = delta.get("tool_calls")
                 if calls:
+                    self.pieces += 1
                     for position, fragment in enumerate(calls):
                         self._add_fragment(position, fragment)
             finish = choice.get("finish_reason")
             if finish:
+                self.pieces += 1
                 self.finish_reason = str(finish)
         usage = chunk.get("usage")
         if usage and isinstance(usage, Mapping):
+            self.pieces += 1
             self.usage = Usage(
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),

@@ -1,11 +1,16 @@
 """Streaming chat completions over httpx: the reusable core of OpenAI-compatible backends.
 
 :class:`ChatCompletionsClient` sends requests to one base URL through a caller-owned
-``httpx.AsyncClient``: it streams ``/chat/completions`` with SSE (httpx-sse), lists and
+``httpx.AsyncClient``: it streams ``/chat/completions`` with SSE, lists and
 retrieves models, attaches the bearer token from a :class:`TokenProvider`, retries what
 may succeed on a second try (:class:`RetryPolicy`) and turns every failure into a typed
 error through an :class:`ErrorMapper`. :class:`ChatCompletionsSession` is a session that
 streams through such a client; a platform only says which client a session uses.
+
+Every body is read within the client's :class:`~backends.openai.limits.Limits`: a reply
+that brings no new content for the idle timeout is stopped (however busy the connection
+is with keep-alive comments), and lines, events, answers and error bodies are read only
+up to a size, decompressed a bounded piece at a time.
 
 The token travels as a :class:`backends.secrets.Secret` down to
 :class:`backends.openai.auth.BearerAuth`, which checks it and sets the header on the
@@ -16,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
-import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,25 +30,22 @@ from typing import Any, TypeVar
 import httpx
 
 from backends.context import Context
-from backends.errors import ConfigurationError, LLMError
+from backends.errors import LLMError
 from backends.events import Notice, PlatformEvent
 from backends.openai.auth import BearerAuth as BearerAuth  # re-exported: defined there
 from backends.openai.auth import TokenProvider as TokenProvider
 from backends.openai.auth import static_token as static_token
 from backends.openai.chat import ChatCompletionsSchema, StreamAccumulator, build_request_body
-from backends.openai.errors import (
-    APIErrorInfo,
-    ConnectivityError,
-    IncompleteReplyError,
-    InsufficientQuotaError,
-    InvalidAPIKeyError,
-    ModelAccessError,
-    OpenAIError,
-    RateLimitError,
-    RequestRejectedError,
-    RequestTimeoutError,
-    ServerError,
-    StreamFormatError,
+from backends.openai.errors import APIErrorInfo
+from backends.openai.errors import ErrorMapper as ErrorMapper  # re-exported: defined there
+from backends.openai.errors import retry_after as retry_after
+from backends.openai.errors import service_cap as service_cap
+from backends.openai.limits import (
+    ACCEPT_ENCODING,
+    IdleWatch,
+    Limits,
+    Undecodable,
+    read_limited,
 )
 from backends.openai.sse import SSEReader
 from backends.secrets import Secret
@@ -74,141 +74,6 @@ class RetryPolicy:
             wait = max(0.0, float(requested))
             return wait if wait <= self.max_retry_after else None
         return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(millis) / 1000)
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-class ErrorMapper:
-    """Turns HTTP statuses, transport failures and broken streams into typed errors.
-
-    Subclass it to use other error classes or wording (a fog node, Ollama); every method
-    returns the error to raise. Set ``retryable = True`` (and ``retry_after``) on errors
-    a :class:`RetryPolicy` may retry.
-    """
-
-    service = "the OpenAI API"
-
-    def http_error(
-        self, status: int, info: APIErrorInfo, headers: httpx.Headers, *, model: str | None
-    ) -> LLMError:
-        """A non-2xx response to any request; ``model`` is set for chat and model requests."""
-        wait = retry_after(headers)
-        if status == 401:
-            return InvalidAPIKeyError(status=status, info=info)
-        if status in (403, 404) and model is not None:
-            return ModelAccessError(
-                f"The model '{model}' cannot be used with this API key.",
-                status=status,
-                info=info,
-            )
-        if status == 429:
-            if "insufficient_quota" in (info.code, info.type):
-                return InsufficientQuotaError(status=status, info=info)
-            return RateLimitError(status=status, info=info, retry_after=wait)
-        if status >= 500:
-            return ServerError(
-                reason=f"{service_cap(self.service)} answered HTTP {status}: "
-                f"{info.message or 'no details'}",
-                status=status,
-                info=info,
-                retry_after=wait,
-            )
-        if 400 <= status < 500:
-            return RequestRejectedError(
-                reason=f"HTTP {status}: {info.message or 'no details'}", status=status, info=info
-            )
-        return OpenAIError(reason=f"Unexpected HTTP {status}: {info.message}", status=status)
-
-    def stream_error(self, info: APIErrorInfo, *, partial: bool) -> LLMError:
-        """An error object sent inside the event stream."""
-        if partial:
-            return IncompleteReplyError(
-                reason=f"The server stopped the reply with an error: {info.message}", info=info
-            )
-        return OpenAIError(reason=f"The server reported an error: {info.message}", info=info)
-
-    def transport_error(self, exc: httpx.TransportError, *, partial: bool) -> LLMError:
-        """The connection failed, timed out or was cut."""
-        if partial:
-            why = (
-                f"{service_cap(self.service)} sent nothing more within the timeout."
-                if isinstance(exc, httpx.TimeoutException)
-                else f"The connection broke in the middle of the reply ({_describe(exc)})."
-            )
-            return IncompleteReplyError(reason=why)
-        if isinstance(exc, httpx.TimeoutException):
-            return RequestTimeoutError(
-                reason=f"{service_cap(self.service)} did not answer in time ({_describe(exc)})."
-            )
-        return ConnectivityError(reason=f"Could not reach {self.service}: {_describe(exc)}.")
-
-    def stream_cut(self, *, partial: bool) -> LLMError:
-        """The stream ended without a final chunk or ``[DONE]``."""
-        if partial:
-            return IncompleteReplyError()
-        return ConnectivityError(
-            reason=f"{service_cap(self.service)} closed the stream before sending anything."
-        )
-
-    def bad_chunk(self, data: str) -> LLMError:
-        """A stream event that is not a chat-completion chunk."""
-        return StreamFormatError(reason=f"Unreadable stream data: {data[:200]!r}")
-
-    def request_refused(self, exc: Exception) -> LLMError:
-        """httpx or h11 refused to build or send a request (a header they cannot carry).
-
-        Their messages quote the offending value, which may be the key: only the kind
-        of failure is reported.
-        """
-        return ConfigurationError(
-            f"The request to {self.service} could not be sent.",
-            reason=(
-                f"The HTTP library refused it ({type(exc).__name__}): a header or the URL "
-                "holds characters HTTP does not allow. The details are not shown, as they "
-                "may contain the key or token."
-            ),
-            suggestion=(
-                "Check the key or token (printable ASCII, one line) and the configured "
-                "base URL and host name."
-            ),
-        )
-
-    def no_events(self, size: int) -> LLMError:
-        """A response labelled as an event stream whose body held no server-sent event."""
-        return StreamFormatError(
-            reason=(
-                f"{service_cap(self.service)} answered with {size} bytes labelled "
-                "text/event-stream, but none of them formed a server-sent event "
-                "('data:' lines)."
-            )
-        )
-
-
-def service_cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -279,6 +144,7 @@ class ChatCompletionsClient:
         headers: Mapping[str, str] | None = None,
         extensions: Mapping[str, Any] | None = None,
         token_name: str = "API key",
+        limits: Limits | None = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -290,6 +156,8 @@ class ChatCompletionsClient:
         """httpx request extensions for every request (for example ``sni_hostname``)."""
         self.token_name = token_name
         """What the token is, in errors ("API key", "fog node token")."""
+        self.limits = limits or Limits()
+        """Idle timeout and size limits of every answer (see :class:`Limits`)."""
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
@@ -314,6 +182,7 @@ class ChatCompletionsClient:
         if not url.startswith(self.base_url + "/"):  # pragma: no cover - defensive
             raise ValueError("refusing to send credentials outside the base URL")
         headers = dict(self.headers)
+        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what `decoded` undoes boundedly
         if stream:
             headers["Accept"] = "text/event-stream"
         try:
@@ -326,8 +195,9 @@ class ChatCompletionsClient:
             )
         except (UnicodeError, ValueError, httpx.InvalidURL) as exc:
             raise self.errors.request_refused(exc) from None
+        # Always streamed: every body is read through the limits (`read_limited`, SSE).
         return await self.http.send(
-            request, stream=stream, follow_redirects=False, auth=self._auth(token)
+            request, stream=True, follow_redirects=False, auth=self._auth(token)
         )
 
     async def _checked(
@@ -360,11 +230,12 @@ class ChatCompletionsClient:
             if response.is_success:
                 return response
             try:
-                raw = await _until_cancelled(response.aread(), cancel)
-            except httpx.TransportError:
+                limit = self.limits.max_error_bytes
+                raw, _ = await _until_cancelled(read_limited(response, limit), cancel)
+            except (httpx.TransportError, Undecodable):
                 raw = b""
             finally:
-                await response.aclose()
+                await response.aclose()  # the rest of a long error body is discarded
             info = _error_info(raw, response.status_code)
             if response.status_code == 401 and not refreshed:
                 fresh = await self._token(refresh=True)
@@ -373,16 +244,43 @@ class ChatCompletionsClient:
                     continue
             raise self.errors.http_error(response.status_code, info, response.headers, model=model)
 
+    async def _whole(self, response: httpx.Response, stop: asyncio.Event | None) -> bytes:
+        """The whole body of a successful ``response``, up to the answer size limit."""
+        limit = self.limits.max_body_bytes
+        try:
+            raw, more = await _until_cancelled(read_limited(response, limit), stop)
+        except Undecodable as exc:
+            raise self.errors.undecodable(str(exc), partial=False) from None
+        except httpx.TransportError as exc:
+            raise self.errors.transport_error(exc, partial=False) from exc
+        if more:
+            raise self.errors.too_large("an answer", limit, partial=False)
+        return raw
+
+    async def _get_json_once(self, path: str, model: str | None) -> Any:
+        response = await self._checked("GET", path, stream=False, model=model)
+        try:
+            raw = await self._whole(response, None)
+        finally:
+            await response.aclose()
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise self.errors.bad_chunk(raw.decode("utf-8", "replace")) from exc
+
     async def get_json(self, path: str, *, model: str | None = None) -> Any:
-        """GET ``path`` (retrying what may succeed) and decode the JSON answer."""
+        """GET ``path`` (retrying what may succeed) and decode the JSON answer.
+
+        Each attempt may take the idle timeout in all (its answer is its only content).
+        """
         attempt = 1
         while True:
             try:
-                response = await self._checked("GET", path, stream=False, model=model)
+                idle = self.limits.idle_timeout
                 try:
-                    return response.json()
-                except ValueError as exc:
-                    raise self.errors.bad_chunk(response.text) from exc
+                    return await asyncio.wait_for(self._get_json_once(path, model), idle)
+                except TimeoutError:
+                    raise self.errors.idle_timeout(idle, partial=False) from None
             except LLMError as error:
                 delay = self.retry.delay(attempt, error)
                 if delay is None:
@@ -450,24 +348,45 @@ class ChatCompletionsClient:
         cancel: asyncio.Event | None,
         model: str | None,
     ) -> AsyncIterator[PlatformEvent]:
+        """One attempt, stopped by ``cancel`` (quietly) or by the idle timeout (an error)."""
+        idle = self.limits.idle_timeout
+        async with IdleWatch(idle, cancel) as watch:
+            try:
+                async for event in self._stream_watched(body, accumulator, watch, model):
+                    yield event
+            except _Stopped:
+                if not watch.fired:
+                    raise
+            if watch.fired:
+                raise self.errors.idle_timeout(idle, partial=accumulator.received_output)
+
+    async def _stream_watched(
+        self,
+        body: Mapping[str, Any],
+        accumulator: StreamAccumulator,
+        watch: IdleWatch,
+        model: str | None,
+    ) -> AsyncIterator[PlatformEvent]:
+        stop = watch.stop
         response = await self._checked(
-            "POST", "chat/completions", body=body, stream=True, model=model, cancel=cancel
+            "POST", "chat/completions", body=body, stream=True, model=model, cancel=stop
         )
         try:
             content_type = response.headers.get("content-type", "")
             if "text/event-stream" not in content_type:
                 # A server that ignored `stream: true` answers with one JSON object.
-                raw = await _until_cancelled(response.aread(), cancel)
+                raw = await self._whole(response, stop)
+                watch.finish()
                 for event in _whole_reply(raw, accumulator, self.errors):
                     yield event
                 return
-            async for event in self._events(response, accumulator, cancel):
+            async for event in self._events(response, accumulator, watch):
                 yield event
         finally:
             await response.aclose()
 
     async def _events(
-        self, response: httpx.Response, accumulator: StreamAccumulator, cancel: asyncio.Event | None
+        self, response: httpx.Response, accumulator: StreamAccumulator, watch: IdleWatch
     ) -> AsyncIterator[PlatformEvent]:
         """Yield the events of one SSE response, as they arrive.
 
@@ -477,19 +396,19 @@ class ChatCompletionsClient:
         streams slowly gets each piece yielded on arrival; a burst (a fast server, or a
         consumer busy rendering) becomes one larger piece instead of hundreds of tiny ones,
         which keeps the per-token cost of every layer above this one out of the hot path.
-        Cancelling ends the reader task wherever it waits.
+        Cancelling (or the idle timeout: ``watch.stop``) ends the reader task wherever it
+        waits; the caller tells the two apart.
         """
-        reader = SSEReader(self.errors, response, accumulator)
+        reader = SSEReader(self.errors, response, accumulator, limits=self.limits, watch=watch)
         task = asyncio.ensure_future(reader.run())
-        watcher: asyncio.Future[Any] | None = None
-        if cancel is not None:
-            watcher = asyncio.ensure_future(cancel.wait())
-            watcher.add_done_callback(lambda _: reader.ready.set())
+        stop = watch.stop
+        watcher = asyncio.ensure_future(stop.wait())
+        watcher.add_done_callback(lambda _: reader.ready.set())
         try:
             while True:
                 await reader.ready.wait()
                 reader.ready.clear()
-                if cancel is not None and cancel.is_set():
+                if stop.is_set():
                     return
                 finished = reader.finished
                 for event in reader.take():
@@ -497,8 +416,7 @@ class ChatCompletionsClient:
                 if finished:
                     break
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
             if not task.done():
                 task.cancel()
             with contextlib.suppress(BaseException):

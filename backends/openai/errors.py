@@ -2,15 +2,22 @@
 
 Each class carries the description/reason/suggestion triad of :class:`LLMError`. The HTTP
 errors also keep what the server said (:class:`APIErrorInfo`), the status code and, for
-retryable ones, how long the server asked us to wait.
+retryable ones, how long the server asked us to wait. :class:`ErrorMapper` turns what
+went wrong on the wire into these errors; other servers subclass it for their own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from backends.errors import LLMError
+import httpx
+
+from backends.errors import ConfigurationError, LLMError
+from backends.openai.limits import size_text
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,199 @@ class StreamFormatError(OpenAIError):
     suggestion = "Check that the base URL points at an OpenAI-compatible API."
 
 
+class IdleTimeoutError(RequestTimeoutError):
+    """The connection stayed open, but no new content came (keep-alive messages or a
+    trickle of bytes only) for longer than the idle timeout."""
+
+    description = "The OpenAI API stopped sending the reply."
+    reason = "Nothing new arrived within the idle timeout, though the connection stayed open."
+    suggestion = (
+        "Try again; if the model needs longer to start answering, raise [openai] "
+        "idle_timeout in the settings."
+    )
+
+
+class ResponseTooLargeError(StreamFormatError):
+    """A line, event, answer or compressed body grew past what spezichat reads."""
+
+    description = "The server sent more than spezichat accepts."
+    reason = "A part of the answer was larger than the limit spezichat reads."
+    suggestion = "Check that the base URL points at an OpenAI-compatible API."
+
+
 class KeyStorageError(OpenAIError):
     description = "The API key could not be stored."
     reason = "Neither the system keyring nor the key file could be written."
     suggestion = "Check the permissions of the config directory, or use OPENAI_API_KEY instead."
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(millis) / 1000)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ErrorMapper:
+    """Turns HTTP statuses, transport failures and broken streams into typed errors.
+
+    Subclass it to use other error classes or wording (a fog node, Ollama); every method
+    returns the error to raise. Set ``retryable = True`` (and ``retry_after``) on errors
+    a :class:`RetryPolicy` may retry.
+    """
+
+    service = "the OpenAI API"
+
+    def http_error(
+        self, status: int, info: APIErrorInfo, headers: httpx.Headers, *, model: str | None
+    ) -> LLMError:
+        """A non-2xx response to any request; ``model`` is set for chat and model requests."""
+        wait = retry_after(headers)
+        if status == 401:
+            return InvalidAPIKeyError(status=status, info=info)
+        if status in (403, 404) and model is not None:
+            return ModelAccessError(
+                f"The model '{model}' cannot be used with this API key.",
+                status=status,
+                info=info,
+            )
+        if status == 429:
+            if "insufficient_quota" in (info.code, info.type):
+                return InsufficientQuotaError(status=status, info=info)
+            return RateLimitError(status=status, info=info, retry_after=wait)
+        if status >= 500:
+            return ServerError(
+                reason=f"{service_cap(self.service)} answered HTTP {status}: "
+                f"{info.message or 'no details'}",
+                status=status,
+                info=info,
+                retry_after=wait,
+            )
+        if 400 <= status < 500:
+            return RequestRejectedError(
+                reason=f"HTTP {status}: {info.message or 'no details'}", status=status, info=info
+            )
+        return OpenAIError(reason=f"Unexpected HTTP {status}: {info.message}", status=status)
+
+    def stream_error(self, info: APIErrorInfo, *, partial: bool) -> LLMError:
+        """An error object sent inside the event stream."""
+        if partial:
+            return IncompleteReplyError(
+                reason=f"The server stopped the reply with an error: {info.message}", info=info
+            )
+        return OpenAIError(reason=f"The server reported an error: {info.message}", info=info)
+
+    def transport_error(self, exc: httpx.TransportError, *, partial: bool) -> LLMError:
+        """The connection failed, timed out or was cut."""
+        if partial:
+            why = (
+                f"{service_cap(self.service)} sent nothing more within the timeout."
+                if isinstance(exc, httpx.TimeoutException)
+                else f"The connection broke in the middle of the reply ({_describe(exc)})."
+            )
+            return IncompleteReplyError(reason=why)
+        if isinstance(exc, httpx.TimeoutException):
+            return RequestTimeoutError(
+                reason=f"{service_cap(self.service)} did not answer in time ({_describe(exc)})."
+            )
+        return ConnectivityError(reason=f"Could not reach {self.service}: {_describe(exc)}.")
+
+    def stream_cut(self, *, partial: bool) -> LLMError:
+        """The stream ended without a final chunk or ``[DONE]``."""
+        if partial:
+            return IncompleteReplyError()
+        return ConnectivityError(
+            reason=f"{service_cap(self.service)} closed the stream before sending anything."
+        )
+
+    def bad_chunk(self, data: str) -> LLMError:
+        """A stream event that is not a chat-completion chunk."""
+        return StreamFormatError(reason=f"Unreadable stream data: {data[:200]!r}")
+
+    def request_refused(self, exc: Exception) -> LLMError:
+        """httpx or h11 refused to build or send a request (a header they cannot carry).
+
+        Their messages quote the offending value, which may be the key: only the kind
+        of failure is reported.
+        """
+        return ConfigurationError(
+            f"The request to {self.service} could not be sent.",
+            reason=(
+                f"The HTTP library refused it ({type(exc).__name__}): a header or the URL "
+                "holds characters HTTP does not allow. The details are not shown, as they "
+                "may contain the key or token."
+            ),
+            suggestion=(
+                "Check the key or token (printable ASCII, one line) and the configured "
+                "base URL and host name."
+            ),
+        )
+
+    def no_events(self, size: int) -> LLMError:
+        """A response labelled as an event stream whose body held no server-sent event."""
+        return StreamFormatError(
+            reason=(
+                f"{service_cap(self.service)} answered with {size} bytes labelled "
+                "text/event-stream, but none of them formed a server-sent event "
+                "('data:' lines)."
+            )
+        )
+
+    def idle_timeout(self, seconds: float, *, partial: bool) -> LLMError:
+        """Nothing new arrived for ``seconds`` though the connection stayed open."""
+        reason = (
+            f"{service_cap(self.service)} sent nothing new for {seconds:g} s (the idle "
+            "timeout): the connection stayed open, but only keep-alive messages or a "
+            "trickle of bytes arrived."
+        )
+        if partial:
+            return IdleTimeoutError(
+                "The reply stalled and was stopped.",
+                reason=reason,
+                suggestion=(
+                    "The partial reply is kept and marked incomplete; retry to get a full "
+                    "one, or raise [openai] idle_timeout in the settings."
+                ),
+            )
+        return IdleTimeoutError(reason=reason)
+
+    def too_large(self, what: str, limit: int, *, partial: bool) -> LLMError:
+        """``what`` (a line of the stream, the answer) is larger than ``limit`` bytes."""
+        kept = "The partial reply is kept and marked incomplete. " if partial else ""
+        return ResponseTooLargeError(
+            reason=(
+                f"{service_cap(self.service)} sent {what} larger than {size_text(limit)}; "
+                "spezichat stopped reading there so that its memory stays bounded."
+            ),
+            suggestion=f"{kept}Check that the base URL points at an OpenAI-compatible API.",
+        )
+
+    def undecodable(self, why: str, *, partial: bool) -> LLMError:
+        """The body could not be decompressed (an unknown coding, damaged data)."""
+        kept = "The partial reply is kept and marked incomplete. " if partial else ""
+        return StreamFormatError(
+            reason=f"The answer of {self.service} could not be decompressed: {why}.",
+            suggestion=f"{kept}Check that the base URL points at an OpenAI-compatible API.",
+        )
+
+
+def service_cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

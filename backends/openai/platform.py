@@ -22,6 +22,7 @@ from backends.openai.client import (
 )
 from backends.openai.errors import MissingAPIKeyError
 from backends.openai.keys import KeyStore, ResolvedKey, resolve_api_key
+from backends.openai.limits import Limits
 from backends.secrets import Secret
 from backends.session import Platform
 
@@ -70,6 +71,7 @@ class OpenAIPlatform(Platform[OpenAISchema]):
         base_url: str | None = None,
         api_key: str | Secret | None = None,
         timeout: float = 60.0,
+        idle_timeout: float = 120.0,
         max_concurrent_streams: int = 4,
         retry: RetryPolicy | None = None,
         key_store: KeyStore | None = None,
@@ -82,8 +84,17 @@ class OpenAIPlatform(Platform[OpenAISchema]):
                 reason=f"[openai] timeout is {timeout}; it must be a positive number of seconds.",
                 suggestion="Set a timeout such as 60.",
             )
+        if not idle_timeout > 0:
+            raise ConfigurationError(
+                "The OpenAI idle timeout is invalid.",
+                reason=f"[openai] idle_timeout is {idle_timeout}; it must be a positive "
+                "number of seconds.",
+                suggestion="Set an idle timeout such as 120.",
+            )
         self.base_url = resolve_base_url(base_url)
         self.timeout = timeout
+        self.limits = Limits(idle_timeout=idle_timeout)
+        """Idle timeout and size limits of every answer (see :class:`Limits`)."""
         self.retry = retry or RetryPolicy()
         self.errors = errors or ErrorMapper()
         self._api_key = Secret.of(api_key)
@@ -123,6 +134,7 @@ class OpenAIPlatform(Platform[OpenAISchema]):
             token=static_token(resolved.secret if resolved else None),
             errors=self.errors,
             retry=self.retry,
+            limits=self.limits,
         )
 
     async def list_models(self, api_key: str | Secret | None = None) -> list[ModelInfo]:
