@@ -13,6 +13,7 @@ the exact text; what is copied to the clipboard is what is shown (see
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import ClassVar
@@ -41,6 +42,10 @@ HISTORY_WINDOW = 16
 
 RELEASE_AFTER_S = 0.25
 """After scrolling, how soon parts of replies away from view give up their widgets."""
+
+
+LARGE_TEXT = 100_000
+"""Messages at least this long are searched for code blocks off the event loop."""
 
 
 def code_blocks(markdown: str) -> list[str]:
@@ -84,8 +89,15 @@ class ChatItem(Widget, can_focus=True):
         self.app.copy_to_clipboard(text)
         self.notify(f"Copied {len(text)} characters to the clipboard.", timeout=3)
 
-    def action_copy_code(self) -> None:
-        blocks = code_blocks(self.copy_text())
+    async def action_copy_code(self) -> None:
+        text = self.copy_text()
+        # Parsing megabytes of Markdown takes most of a second: off the event loop, so
+        # keys keep acting meanwhile.
+        blocks = (
+            code_blocks(text)
+            if len(text) < LARGE_TEXT
+            else await asyncio.to_thread(code_blocks, text)
+        )
         if not blocks:
             self.notify("This message has no code block.", severity="warning", timeout=3)
         elif len(blocks) == 1:
