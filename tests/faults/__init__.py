@@ -89,4 +89,33 @@ Limits (issue 13): nothing hangs, nothing eats memory
     test_a_hanging_token_command_times_out_and_is_killed ([fog] token_timeout),
     test_a_cancelled_token_command_is_killed_with_its_children,
     test_a_hanging_token_command_is_not_reported_as_a_slow_node (the process group is gone).
+
+Functions that are stopped or never return (issue 13)
+    tui/test_tool_cancel.py:
+    test_escape_while_a_function_runs_records_it_cancelled_and_the_chat_goes_on,
+    test_a_function_past_its_time_limit_is_shown_failed_and_the_model_told,
+    test_a_stored_conversation_with_a_call_but_no_result_can_continue,
+    test_quitting_the_real_app_while_a_function_never_returns_ends_the_process;
+    core/test_tool_limits.py (cancelled results, [general] tool_timeout, requests repaired
+    for calls left without results, the test server answering 400 like the API);
+    core/test_ask_interrupt.py: test_one_ctrl_c_at_the_approval_question_exits_130.
+
+Signals, keys in one read, no terminal (issue 13)
+    tui/test_signals.py: SIGTERM, SIGHUP and a hung-up pty mid-reply (the reply saved as
+    stopped, the terminal restored); tui/test_key_order.py: text and Enter, or Ctrl+J, in
+    one read keep their order; core/test_no_terminal.py: cron, a pipe, a file: exit 2.
+
+`ask` input and output (issue 13)
+    core/test_ask_io.py: /dev/full, a closed stdout or stderr, a reader that goes away,
+    non-UTF-8 input, piped text beside a prompt, --max-time.
+
+Settings of the wrong type, and the user's file kept (issue 13)
+    core/test_settings_file.py, tui/test_settings_warnings.py.
+
+A reply with a 200,000-line code block (issue 13)
+    tui/test_large_blocks.py:
+    test_a_streamed_reply_with_a_huge_code_block_keeps_the_app_responsive,
+    test_a_stored_reply_with_a_huge_code_block_reopens_the_same_way (widgets and rows
+    bounded by the screen, not the block); store/test_integrity.py:
+    test_a_long_reply_is_saved_on_the_writer_thread_a_short_one_at_once.
 """
