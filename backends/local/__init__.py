@@ -13,6 +13,9 @@ from backends._lazy import lazy_exports
 _EXPORTS = {
     "CatalogEntry": "catalog",
     "load_catalog": "catalog",
+    "DownloadManager": "download_state",
+    "DownloadPhase": "download_state",
+    "DownloadState": "download_state",
     "DownloadProgress": "download",
     "DownloadResult": "download",
     "Downloader": "download",
@@ -28,8 +31,11 @@ _EXPORTS = {
 
 __all__ = [
     "CatalogEntry",
+    "DownloadManager",
+    "DownloadPhase",
     "DownloadProgress",
     "DownloadResult",
+    "DownloadState",
     "Downloader",
     "Engine",
     "EngineInfo",
@@ -45,6 +51,7 @@ __all__ = [
 if TYPE_CHECKING:
     from backends.local.catalog import CatalogEntry, load_catalog
     from backends.local.download import Downloader, DownloadProgress, DownloadResult
+    from backends.local.download_state import DownloadManager, DownloadPhase, DownloadState
     from backends.local.models import HubFile, ModelStore, parse_spec
     from backends.local.platform import LocalPlatform
     from backends.local.process import Engine, EngineInfo

@@ -10,7 +10,9 @@ hub's before it is renamed into place atomically.
 
 ``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE`` are read when a download starts.
 Downloads run synchronously; call :meth:`Downloader.download` from a worker thread and
-:meth:`Downloader.cancel` from any thread.
+:meth:`Downloader.cancel` from any thread, or let
+:class:`~backends.local.download_state.DownloadManager` run it on a thread and publish
+its state (idle, downloading, downloaded, failed) to listeners.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ MESSAGE_OVERHEAD = 8
 """Tokens a chat template adds around each message (role markers), generously counted."""
 DEFAULT_REPLY_RESERVE = 512
 """Tokens kept free for the reply when max_tokens is unset."""
+DEFAULT_REPEAT_LAST_N = 64
+"""Recent tokens the repeat penalty looks at when unset (llama-cpp-python's default)."""
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -155,6 +157,13 @@ def load(request: dict[str, Any]) -> Model:
     size = os.path.getsize(path)
     explicit_format: str | None = request.get("chat_format") or None
     catalog_format: str | None = request.get("catalog_chat_format") or None
+    custom_template: str | None = request.get("chat_template") or None
+    if custom_template is not None and explicit_format is not None:
+        raise ConfigurationError(
+            "Both a chat format and a chat template are configured.",
+            reason=f"chat_format is '{explicit_format}' and chat_template is set as well.",
+            suggestion="Leave one of them empty: the template replaces the format.",
+        )
     for chat_format in (explicit_format, catalog_format):
         if chat_format:
             _check_format(chat_format)
@@ -209,7 +218,9 @@ def load(request: dict[str, Any]) -> Model:
             llama.close()
             n_ctx = n_ctx_train
             llama = open_model(n_ctx)
-        template = metadata.get("tokenizer.chat_template")
+        if custom_template is not None:
+            llama.chat_handler = _template_handler(llama, custom_template)
+        template = custom_template or metadata.get("tokenizer.chat_template")
         chat_format = explicit_format or (None if template else catalog_format)
         if chat_format is None and not template:
             raise ChatTemplateMissingError(
@@ -234,8 +245,44 @@ def load(request: dict[str, Any]) -> Model:
             "chat_template": None if chat_format else template,
             "extra_buffers": extra_buffers,
             "extra_buffers_note": why,
+            "n_params": int(llama_cpp.llama_model_n_params(llama.model)),
         },
     )
+
+
+def _template_handler(llama: Any, template: str) -> Any:
+    """A chat handler that renders the conversation with a Jinja template string.
+
+    The template sees what Hugging Face chat templates see: ``messages``, ``tools``,
+    ``bos_token``, ``eos_token`` and ``add_generation_prompt``; it runs in Jinja's
+    sandbox. Generation stops at the model's end-of-sequence token.
+    """
+    import jinja2
+    from llama_cpp import llama_chat_format
+
+    def text(token: int) -> str:
+        if token < 0:
+            return ""
+        piece: bytes = llama.detokenize([token], special=True)
+        return piece.decode("utf-8", "replace")
+
+    eos = llama.token_eos()
+    try:
+        formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(eos),
+            bos_token=text(llama.token_bos()),
+            stop_token_ids=[eos] if eos >= 0 else None,
+        )
+    except jinja2.TemplateError as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        raise ConfigurationError(
+            "The chat template is not a valid Jinja template.",
+            reason=f"Jinja: {exc.message or exc}{where}.",
+            suggestion="Fix the template (chat_template), or leave it empty to use the "
+            "model's own.",
+        ) from exc
+    return formatter.to_chat_handler()
 
 
 def _context_fits(n_ctx_train: int, configured: int, name: str) -> None:
@@ -309,6 +356,18 @@ def generate(model: Model, request: dict[str, Any], stop: threading.Event, send:
             }
         )
     arguments = dict(request.get("sampling") or {})
+    repeat_last_n = request.get("repeat_last_n")
+    if repeat_last_n is not None and (not isinstance(repeat_last_n, int) or repeat_last_n < -1):
+        raise ConfigurationError(
+            reason=f"repeat_last_n must be -1 (the whole context), 0 (off) or more, "
+            f"not {repeat_last_n}.",
+            suggestion="Pass a number of recent tokens, or leave it unset.",
+        )
+    # llama-cpp-python builds the sampler of each completion from this attribute
+    # (llama.cpp's penalty_last_n), so it applies to this reply only.
+    model.llama.last_n_tokens_size = (
+        DEFAULT_REPEAT_LAST_N if repeat_last_n is None else repeat_last_n
+    )
     if tools:
         arguments["tools"] = tools
         arguments["tool_choice"] = "auto"

@@ -54,6 +54,8 @@ class EngineInfo:
     extra_buffers: bool
     """Whether llama.cpp's CPU extra buffer types are in use (off in safe mode)."""
     extra_buffers_note: str
+    n_params: int = 0
+    """The model's parameter count (llama.cpp's ``llama_model_n_params``)."""
 
     @property
     def supports_tools(self) -> bool:
@@ -77,6 +79,7 @@ class EngineInfo:
             chat_template=data.get("chat_template"),
             extra_buffers=bool(data.get("extra_buffers")),
             extra_buffers_note=str(data.get("extra_buffers_note") or ""),
+            n_params=int(data.get("n_params") or 0),
         )
 
 

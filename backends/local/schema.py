@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from backends.local.safemode import ExtraBuffers, check_mode
 from backends.session import Schema
@@ -17,6 +17,9 @@ class LocalSchema(Schema):
     """A .gguf path, a catalog id (``llama3.2-1b``) or ``repo_id:filename`` (downloaded)."""
     chat_format: str = ""
     """llama-cpp-python chat format ("chatml", "gemma", ...); empty uses the GGUF's template."""
+    chat_template: str = ""
+    """A Jinja chat template (Hugging Face style: ``messages``, ``bos_token``,
+    ``add_generation_prompt``...) used instead of the GGUF's; excludes ``chat_format``."""
     n_gpu_layers: int | None = None
     """Layers offloaded to the GPU (-1 all, 0 none); unset: all when a GPU build is present."""
     n_ctx: int | None = None
@@ -34,6 +37,9 @@ class LocalSchema(Schema):
     top_k: int | None = None
     min_p: float | None = None
     repeat_penalty: float | None = None
+    repeat_last_n: int | None = None
+    """Recent tokens the repeat penalty looks at (llama.cpp's ``penalty_last_n``): 0 turns
+    it off, -1 covers the whole context; unset: 64."""
     max_tokens: int | None = None
     """Longest reply in tokens; unset: until the model stops or the context is full."""
     stop: tuple[str, ...] = ()
@@ -41,6 +47,21 @@ class LocalSchema(Schema):
     cpu_extra_buffers: ExtraBuffers = "auto"
     """llama.cpp's CPU extra buffer types (weight repacking): "auto" turns them off on
     AMX CPUs, where they can crash, and after a crash they caused; "on"; "off"."""
+
+    REPLY_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "temperature",
+            "top_p",
+            "top_k",
+            "min_p",
+            "repeat_penalty",
+            "repeat_last_n",
+            "max_tokens",
+            "seed",
+            "stop",
+        }
+    )
+    """The parameters that apply per reply: changing them keeps the loaded model."""
 
     def sampling(self) -> dict[str, Any]:
         """The sampling arguments for ``create_chat_completion`` that are set."""
@@ -63,6 +84,7 @@ class LocalSchema(Schema):
         return (
             self.model,
             self.chat_format,
+            self.chat_template,
             self.n_gpu_layers,
             self.n_ctx,
             self.n_batch,
@@ -75,6 +97,7 @@ class LocalSchema(Schema):
         """The engine's load settings (see :mod:`backends.local.protocol`)."""
         return {
             "chat_format": self.chat_format,
+            "chat_template": self.chat_template,
             "n_ctx": self.n_ctx,
             "n_batch": self.n_batch,
             "n_threads": self.n_threads,

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from backends.context import Context, ToolCall
+from backends.errors import ConfigurationError
 from backends.events import Notice, PlatformEvent, TextDelta, ToolCallsDone, Usage
 from backends.local.errors import EngineCrashedError, ToolsUnsupportedError
 from backends.local.process import Engine, EngineInfo
@@ -46,6 +48,40 @@ class LocalSession(Session[LocalSchema]):
         self.engine: Engine | None = None
         """The engine that answered (or answers) this session's last request."""
         self._running: tuple[Engine, int] | None = None
+
+    @property
+    def num_parameters(self) -> int | None:
+        """The loaded model's parameter count; ``None`` until the model is loaded."""
+        info = self.engine.info if self.engine is not None else None
+        return info.n_params or None if info is not None else None
+
+    def update(self, **changes: Any) -> None:
+        """Change per-reply parameters (sampling, ``max_tokens``, ``stop``...) in place.
+
+        They apply from the next request to the model; the loaded model stays loaded
+        (parameters that need a reload, such as ``n_ctx``, are refused: start a new
+        session with a new schema for them). ``None`` returns a value to its default.
+        """
+        refused = sorted(set(changes) - LocalSchema.REPLY_FIELDS)
+        if refused:
+            raise ConfigurationError(
+                f"{', '.join(refused)} cannot change in a running session.",
+                reason="update() changes what applies to each reply: "
+                f"{', '.join(sorted(LocalSchema.REPLY_FIELDS))}. The others need the "
+                "model loaded again, or are not parameters of the local backend.",
+                suggestion="Create a session with a new LocalSchema for those.",
+            )
+        last_n = changes.get("repeat_last_n")
+        if last_n is not None and (not isinstance(last_n, int) or last_n < -1):
+            raise ConfigurationError(
+                reason=f"repeat_last_n must be -1 (the whole context), 0 (off) or more, "
+                f"not {last_n!r}.",
+                suggestion="Pass a number of recent tokens, or None for the default.",
+            )
+        if "stop" in changes:
+            stop = changes["stop"]
+            changes["stop"] = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        self.schema = dataclasses.replace(self.schema, **changes)
 
     async def _setup(self) -> None:
         self.engine = await asyncio.to_thread(self.platform.engine, self.schema)
@@ -90,6 +126,7 @@ class LocalSession(Session[LocalSchema]):
             "messages": context.to_messages(),
             "tools": tools or None,
             "sampling": self.schema.sampling(),
+            "repeat_last_n": self.schema.repeat_last_n,
             "max_tokens": self.schema.max_tokens,
         }
         while not engine.busy.acquire(blocking=False):

@@ -15,7 +15,8 @@ and with spezichat's hashing thread: what verifying costs before any other work.
    imports warm, each into a fresh file:
 
    * bare: ``httpx.Client.stream("GET", cdn_url)`` writing each piece to a file;
-   * spezichat: ``Downloader.download()``: the metadata request, the lock, SHA-256 on the
+   * spezichat: ``DownloadManager`` (a thread, state listeners) running
+     ``Downloader.download()``: the metadata request, the lock, SHA-256 on the
      fly and the check against the hub's, fsync, the atomic rename and the metadata file.
 
    ``sync`` runs between runs (outside the timings) so one side's dirty pages are not
@@ -230,14 +231,19 @@ def bare(url: str, target: Path, sha256: str = "") -> float:
 
 
 def managed(folder: Path) -> tuple[float, Any]:
-    """Seconds for spezichat's ``Downloader.download()`` into a fresh store."""
-    from backends.local.download import Downloader
+    """Seconds for spezichat's download into a fresh store, as the app runs it: the
+    ``DownloadManager`` on its own thread, with a listener, around ``Downloader``."""
+    from backends.local.download_state import DownloadManager
     from backends.local.models import HubFile, ModelStore
 
-    downloader = Downloader(ModelStore(folder))
+    manager = DownloadManager(HubFile(REPO, FILE), ModelStore(folder))
+    manager.subscribe(lambda _state: None)
     start = time.perf_counter()
-    result = downloader.download(HubFile(REPO, FILE), progress=lambda _progress: None)
-    return time.perf_counter() - start, result
+    manager.start()
+    state = manager.wait()
+    seconds = time.perf_counter() - start
+    assert state.result is not None, state.error
+    return seconds, state.result
 
 
 def make_file(path: Path, size: int) -> str:

@@ -65,6 +65,8 @@ class HubServer:
         self.token = token
         """The token that opens gated repositories."""
         self.chunk_delay = chunk_delay
+        self.drop_after: int | None = None
+        """Cut the connection of the next CDN body after this many bytes (once)."""
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -246,6 +248,10 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                         self.wfile.write(piece)
                         self.wfile.flush()
                         sent += len(piece)
+                        if hub.drop_after is not None and sent >= hub.drop_after:
+                            hub.drop_after = None
+                            self.close_connection = True
+                            break
                         if hub.chunk_delay:
                             time.sleep(hub.chunk_delay)
                 except (BrokenPipeError, ConnectionResetError):

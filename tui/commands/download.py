@@ -148,7 +148,7 @@ async def list_local(settings: Any) -> list[tuple[str, str]]:
 
     store = _store(settings)
     installed = store.installed()
-    present = {model.entry.id for model in installed if model.entry is not None}
+    present = {model.entry.id: model for model in installed if model.entry is not None}
     safe = _safe_mode_notes(settings, installed)
     rows: list[tuple[str, str]] = []
     for entry in load_catalog():
@@ -156,10 +156,12 @@ async def list_local(settings: Any) -> list[tuple[str, str]]:
             state = "bundled (offline)"
         else:
             state = "downloaded" if entry.id in present else "not downloaded"
+        on_disk = present.get(entry.id)
         details = [
             entry.name,
             human_size(entry.size_bytes),
             entry.quant,
+            _parameters(on_disk.path) if on_disk else f"{entry.params} parameters",
             f"ctx {entry.context_length}",
             entry.license,
             state,
@@ -169,11 +171,24 @@ async def list_local(settings: Any) -> list[tuple[str, str]]:
         rows.append((entry.id, " · ".join(details)))
     for model in installed:
         if model.entry is None:
-            detail = f"{human_size(model.size)} · downloaded · {model.path}"
+            detail = f"{human_size(model.size)} · {_parameters(model.path)} · downloaded"
+            detail += f" · {model.path}"
             if model.name in safe:
                 detail += f" · {safe[model.name]}"
             rows.append((model.name, detail))
     return rows
+
+
+def _parameters(path: Any) -> str:
+    """The parameter count in a GGUF file's header (no weights are loaded)."""
+    from backends.errors import LLMError
+    from backends.local.gguf import describe_count, parameter_count
+
+    try:
+        count = parameter_count(path)
+    except LLMError:
+        return "parameters unknown (unreadable file)"
+    return f"{describe_count(count)} parameters ({count:,})"
 
 
 def _safe_mode_notes(settings: Any, installed: list[Any]) -> dict[str, str]:

@@ -1,18 +1,23 @@
 """A download of an on-device model, shown as a progress bar with cancel and resume.
 
-:class:`DownloadPanel` runs :class:`backends.local.download.Downloader` in a thread
-worker and reports back with messages: :class:`DownloadPanel.Finished` (the file is
-complete and verified), :class:`DownloadPanel.Stopped` (cancelled: the partial file is
-kept, :meth:`DownloadPanel.start` resumes) and :class:`DownloadPanel.Failed` (an
-``LLMError``, shown as what/why/what to do).
+The download itself, and its state, belong to
+:class:`backends.local.download_state.DownloadManager`; :class:`DownloadPanel` only draws
+that state. It subscribes to the manager, whose listener runs on the download's thread
+and only posts a :class:`DownloadPanel.StateChanged` message (``post_message`` is
+thread-safe); the panel redraws when the message arrives on the app's thread. It reports
+the end of a download with :class:`DownloadPanel.Finished` (the file is complete and
+verified), :class:`DownloadPanel.Stopped` (cancelled: the partial file is kept,
+:meth:`DownloadPanel.start` resumes) and :class:`DownloadPanel.Failed` (an ``LLMError``,
+shown as what/why/what to do).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -21,7 +26,8 @@ from textual.widgets import Button, ProgressBar, Static
 
 from backends.errors import LLMError
 from backends.local.catalog import human_size
-from backends.local.download import Downloader, DownloadProgress
+from backends.local.download import DownloadProgress
+from backends.local.download_state import DownloadManager, DownloadPhase, DownloadState
 from backends.local.models import HubFile, ModelStore
 from backends.untrusted import printable
 
@@ -51,6 +57,13 @@ class DownloadPanel(Vertical):
     DownloadPanel Button { margin-right: 1; }
     """
 
+    class StateChanged(Message):
+        """The manager's state changed (posted from the download's thread)."""
+
+        def __init__(self, state: DownloadState) -> None:
+            super().__init__()
+            self.state = state
+
     class Finished(Message):
         def __init__(self, panel: DownloadPanel, path: Path, resumed_from: int) -> None:
             super().__init__()
@@ -71,15 +84,27 @@ class DownloadPanel(Vertical):
             self.error = error
 
     def __init__(
-        self, hub: HubFile, store: ModelStore, *, autostart: bool = False, id: str | None = None
+        self,
+        hub: HubFile,
+        store: ModelStore,
+        *,
+        autostart: bool = False,
+        manager: DownloadManager | None = None,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.hub = hub
         self.store = store
-        self.downloader = Downloader(store)
-        self.running = False
+        self._owns_manager = manager is None
+        self.manager = manager or DownloadManager(hub, store)
+        """The download this panel shows; a manager passed in may already be running."""
         self.autostart = autostart
         """Start downloading as soon as the panel is mounted."""
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.manager.running
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, show_eta=False, id="download-bar")
@@ -89,28 +114,33 @@ class DownloadPanel(Vertical):
             yield Button("Resume", id="download-resume", variant="primary")
 
     def on_mount(self) -> None:
-        kept = self.downloader.partial_size(self.hub)
-        self._set_buttons(running=False)
-        if kept:
-            self._status(f"{human_size(kept)} from an earlier download will be kept.")
+        self._unsubscribe = self.manager.subscribe(self._from_manager)
+        state = self.manager.state
+        if state.phase is DownloadPhase.IDLE:
+            self._set_buttons(running=False, kept=state.kept)
+            if state.kept:
+                self._status(f"{human_size(state.kept)} from an earlier download will be kept.")
+        else:
+            self._draw(state, announce=False)
         if self.autostart:
             self.start()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._owns_manager:
+            self.manager.cancel()  # the partial file stays for the next download
 
     # Control ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start, or resume, the download."""
-        if self.running:
-            return
-        self.running = True
-        self._set_buttons(running=True)
-        self._status("Asking the hub for the file…")
-        self._download()
+        self.manager.start()
 
     def cancel(self) -> None:
         """Stop after the current chunk; what arrived is kept for resuming."""
         if self.running:
             self._status("Stopping…")
-            self.downloader.cancel()
+            self.manager.cancel()
 
     @on(Button.Pressed, "#download-cancel")
     def _cancel_pressed(self) -> None:
@@ -120,61 +150,72 @@ class DownloadPanel(Vertical):
     def _resume_pressed(self) -> None:
         self.start()
 
-    # The worker -------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="local-download")
-    def _download(self) -> None:
-        from backends.local.errors import DownloadCancelledError
+    # Drawing the manager's state ------------------------------------------------------------
+    def _from_manager(self, state: DownloadState) -> None:
+        """The manager's listener: on the download's thread, so it only posts a message."""
+        self.post_message(self.StateChanged(state))
 
-        try:
-            result = self.downloader.download(self.hub, progress=self._from_thread)
-        except DownloadCancelledError:
-            kept = self.downloader.partial_size(self.hub)
-            self.app.call_from_thread(self._stopped, kept)
-        except LLMError as error:
-            self.app.call_from_thread(self._failed, error)
-        else:
-            self.app.call_from_thread(self._finished, result.path, result.resumed_from)
+    @on(StateChanged)
+    def _state_changed(self, message: StateChanged) -> None:
+        message.stop()
+        self._draw(message.state, announce=True)
 
-    def _from_thread(self, progress: DownloadProgress) -> None:
-        self.app.call_from_thread(self._show, progress)
+    def _draw(self, state: DownloadState, *, announce: bool) -> None:
+        if state.phase is DownloadPhase.DOWNLOADING:
+            self._downloading(state)
+        elif state.phase is DownloadPhase.DOWNLOADED:
+            self._finished(state, announce)
+        elif state.phase is DownloadPhase.FAILED and state.error is not None:
+            self._failed(state.error, announce)
+        elif state.stopped:
+            self._stopped(state.kept, announce)
 
-    def _show(self, progress: DownloadProgress) -> None:
+    def _downloading(self, state: DownloadState) -> None:
+        self._set_buttons(running=True, kept=state.kept)
+        progress = state.progress
+        if progress is None:
+            self._status("Asking the hub for the file…")
+            return
         bar = self.query_one("#download-bar", ProgressBar)
         bar.update(total=progress.total, progress=progress.downloaded)
         self._status(describe_progress(progress))
 
-    def _finished(self, path: Path, resumed_from: int) -> None:
-        self.running = False
+    def _finished(self, state: DownloadState, announce: bool) -> None:
         bar = self.query_one("#download-bar", ProgressBar)
-        size = path.stat().st_size
+        path = self.store.path_for(self.hub) if state.result is None else state.result.path
+        resumed_from = state.result.resumed_from if state.result is not None else 0
+        size = path.stat().st_size if path.is_file() else 0
         bar.update(total=size, progress=size)
         how = f" (resumed at {human_size(resumed_from)})" if resumed_from else ""
         self._status(f"✓ Downloaded {human_size(size)}{how}; SHA-256 verified.")
         self.query_one("#download-cancel", Button).display = False
         self.query_one("#download-resume", Button).display = False
-        self.post_message(self.Finished(self, path, resumed_from))
+        if announce:
+            self.post_message(self.Finished(self, path, resumed_from))
 
-    def _stopped(self, kept: int) -> None:
-        self.running = False
-        self._set_buttons(running=False)
+    def _stopped(self, kept: int, announce: bool) -> None:
+        self._set_buttons(running=False, kept=kept)
         self._status(f"Stopped. {human_size(kept)} kept; Resume continues where it stopped.")
-        self.post_message(self.Stopped(self, kept))
+        if announce:
+            self.post_message(self.Stopped(self, kept))
 
-    def _failed(self, error: LLMError) -> None:
-        self.running = False
-        self._set_buttons(running=False)
+    def _failed(self, error: LLMError, announce: bool) -> None:
+        self._set_buttons(running=False, kept=0)
         self.query_one("#download-resume", Button).label = "Retry"
         self._status(f"⚠ {error.description}\n{error.reason}\n→ {error.suggestion}", error=True)
-        self.post_message(self.Failed(self, error))
+        if announce:
+            self.post_message(self.Failed(self, error))
 
     # Display ----------------------------------------------------------------------------
-    def _set_buttons(self, *, running: bool) -> None:
+    def _set_buttons(self, *, running: bool, kept: int) -> None:
         cancel = self.query_one("#download-cancel", Button)
         resume = self.query_one("#download-resume", Button)
+        if cancel.display == running and resume.display != running:
+            return  # unchanged (a progress report): leave the focus alone
         cancel.display = running
         resume.display = not running
-        if self.downloader.partial_size(self.hub) or not running:
-            resume.label = "Resume" if self.downloader.partial_size(self.hub) else "Download"
+        if not running:
+            resume.label = "Resume" if kept else "Download"
         (cancel if running else resume).focus()
 
     def _status(self, text: str, *, error: bool = False) -> None:
