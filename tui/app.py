@@ -161,7 +161,13 @@ class SpeziChatApp(App[None]):
     def start_onboarding(self) -> None:
         from tui.onboarding.flow import OnboardingFlow
 
-        OnboardingFlow(self, self.settings, self._onboarded).start()
+        # With a setup in place, Esc on the first step goes back to it unchanged.
+        leave = self._onboarding_left if self.settings.onboarded else None
+        OnboardingFlow(self, self.settings, self._onboarded, on_cancel=leave).start()
+
+    def _onboarding_left(self) -> None:
+        if self.chat_screen is None:  # started with --onboarding
+            self.open_chat()
 
     def _onboarded(self, settings: Settings) -> None:
         old_backend = self.settings.general.backend
@@ -307,7 +313,10 @@ class SpeziChatApp(App[None]):
         open_local_models(self)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # spezichat's own commands only: Textual's "Keys" panel squeezes the chat (F1
+        # lists every key), "Maximize" and "Screenshot" are for developing apps.
+        yield SystemCommand("Theme", "Change the colour theme", self.action_change_theme)
+        yield SystemCommand("Quit", "Quit spezichat", self.action_quit)
         yield SystemCommand("Help", "All key bindings and what they do", self.action_help)
         from tui.screens.chat import ChatScreen
 

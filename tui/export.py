@@ -55,6 +55,65 @@ def _pretty_arguments(arguments: str) -> str:
         return arguments
 
 
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_ATX = re.compile(r"^( {0,3})(#{1,6})(?=[ \t]|$)")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_NOT_PARAGRAPH = re.compile(r"^(?: {4}|\t| {0,3}(?:>|[-+*][ \t]|\d{1,9}[.)][ \t]|<))")
+"""Lines that start no paragraph: indented code, a quote, a list item, HTML."""
+MESSAGE_LEVEL = 2
+"""Each message is a ``##`` section; headings in its text go below that."""
+
+
+def _demote_headings(text: str) -> str:
+    """Headings in a message's text, moved below the message's own ``##`` heading.
+
+    ``# Plan`` becomes ``### Plan`` (at most ``######``); a Setext heading (a paragraph
+    underlined with ``===`` or ``---``) becomes such a heading too. Lines in fenced code
+    blocks stay as they are: there ``# comment`` is code. A code block left open (a
+    reply stopped mid-way) is closed, or it would swallow the sections after it.
+    """
+    out: list[str] = []
+    fence = ""  # the opening fence while inside a fenced code block
+    paragraph: int | None = None  # where the paragraph being read starts in ``out``
+    in_block = False  # in a list item or quote: its lines are no paragraph of ours
+    for line in text.replace("\r\n", "\n").split("\n"):
+        opening = _FENCE.match(line)
+        if fence:
+            if opening and _closes(fence, opening.group(1), line):
+                fence = ""
+            out.append(line)
+            continue
+        if not line.strip():
+            paragraph, in_block = None, False
+        elif opening and not (opening.group(1)[0] == "`" and "`" in line[opening.end() :]):
+            fence, paragraph = opening.group(1), None
+        elif atx := _ATX.match(line):
+            level = min(len(atx.group(2)) + MESSAGE_LEVEL, 6)
+            line = f"{atx.group(1)}{'#' * level}{line[atx.end() :]}"
+            paragraph = None
+        elif (setext := _SETEXT.match(line)) and paragraph is not None:
+            level = (1 if setext.group(1)[0] == "=" else 2) + MESSAGE_LEVEL
+            title = " ".join(part.strip() for part in out[paragraph:])
+            del out[paragraph:]
+            line, paragraph = f"{'#' * level} {title}", None
+        elif _BREAK.match(line):
+            paragraph = None
+        elif _NOT_PARAGRAPH.match(line):
+            paragraph, in_block = None, True
+        elif paragraph is None and not in_block:
+            paragraph = len(out)
+        out.append(line)
+    if fence:  # a reply stopped inside a code block: the rest of the file is no code
+        out.append(fence)
+    return "\n".join(out)
+
+
+def _closes(fence: str, run: str, line: str) -> bool:
+    """Whether ``line`` (starting with the fence characters ``run``) closes ``fence``."""
+    return run[0] == fence[0] and len(run) >= len(fence) and not line.strip().strip(run[0])
+
+
 def _entry_markdown(entry: ContextEntry) -> str:
     heading = _HEADINGS[entry.role]
     if entry.role is Role.TOOL and entry.name:
@@ -63,7 +122,7 @@ def _entry_markdown(entry: ContextEntry) -> str:
     if entry.role is Role.TOOL:
         parts.append(_fence(entry.content))
     elif entry.content:
-        parts.append(entry.content)
+        parts.append(_demote_headings(entry.content))
     for call in entry.tool_calls:
         arguments = _fence(_pretty_arguments(call.arguments), "json")
         parts.append(f"**Tool call:** `{one_line(call.name)}`\n\n{arguments}")

@@ -22,6 +22,7 @@ from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import Screen
+from textual.visual import VisualType
 from textual.widgets import Footer, Static
 
 from tui import keymap
@@ -101,6 +102,24 @@ def load_branches(modules: Iterable[str] = BRANCH_MODULES) -> list[Branch]:
     return [importlib.import_module(name).branch() for name in modules]
 
 
+class StatusLine(Static):
+    """A step's status under its field (a key check, an error): when it grows, it scrolls
+    itself into view; on a small terminal an error would stay out of sight until Tab.
+    Empty, it takes no row."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__("", id=id)
+        self.display = False
+
+    def update(self, content: VisualType = "", *, layout: bool = True) -> None:
+        self.display = bool(str(content))
+        super().update(content, layout=layout)
+
+    def on_resize(self) -> None:
+        if self.size.height > 1:
+            self.scroll_visible(animate=False)
+
+
 class OnboardingStep(Screen[None]):
     """Base class of every onboarding screen.
 
@@ -116,6 +135,8 @@ class OnboardingStep(Screen[None]):
     def __init__(self, flow: OnboardingFlow) -> None:
         super().__init__()
         self.flow = flow
+        # Below 20 rows (``-short``) the card drops its padding and margins (app.tcss).
+        self.VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
 
     @property
     def state(self) -> OnboardingState:
@@ -143,7 +164,8 @@ class OnboardingStep(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
-            return self.flow.can_go_back(self)
+            # On the first step Esc leaves the setup (or says how, on the first start).
+            return self.flow.current is self
         return True
 
     def action_back(self) -> None:
@@ -160,11 +182,15 @@ class OnboardingFlow:
         on_finish: Callable[[Settings], object],
         *,
         branches: Iterable[Branch] | None = None,
+        on_cancel: Callable[[], object] | None = None,
     ) -> None:
+        """``on_cancel``: runs when the user leaves with Esc on the first step, the
+        settings unchanged; ``None`` when there is nothing to go back to (first start)."""
         self.app = app
         self.state = OnboardingState(settings=copy.deepcopy(settings))
         self.branches = list(branches) if branches is not None else load_branches()
         self.on_finish = on_finish
+        self.on_cancel = on_cancel
         self._stack: list[OnboardingStep] = []
         self._positions: list[int] = []
 
@@ -212,11 +238,32 @@ class OnboardingFlow:
         return len(self._stack) > 1 and self._stack[-1] is step
 
     def back(self, step: OnboardingStep) -> None:
+        if self.current is not step:
+            return
         if not self.can_go_back(step):
+            self.cancel()
             return
         self._stack.pop()
         self._positions.pop()
         self.app.pop_screen()
+
+    def cancel(self) -> None:
+        """Leave the setup unchanged (Esc on its first step).
+
+        With a setup in place the app goes back to it; on the first start there is none
+        to go back to, and a notification says how to quit instead.
+        """
+        if self.on_cancel is None:
+            self.app.notify(
+                "spezichat needs a model before it can chat: press Enter to begin the "
+                f"setup, or {self.quit_key()} to quit.",
+                title="Setup",
+                timeout=8,
+                markup=False,
+            )
+            return
+        self._close()
+        self.on_cancel()
 
     def finish(self) -> None:
         settings = self.state.settings
@@ -224,11 +271,25 @@ class OnboardingFlow:
             raise RuntimeError(
                 f"onboarding branch {self.state.backend!r} ended without a backend and model"
             )
+        self._close()
+        self.on_finish(settings)
+
+    def _close(self) -> None:
         for _ in self._stack:
             self.app.pop_screen()
         self._stack.clear()
         self._positions.clear()
-        self.on_finish(settings)
+
+    def quit_key(self) -> str:
+        """The key that quits now (it may be remapped), written like "Ctrl+Q"."""
+        step = self.current
+        bindings = step.active_bindings.values() if step is not None else ()
+        keys = [b.binding.key for b in bindings if b.binding.id == "app.quit"]
+        if not keys:
+            return "Ctrl+Q"
+        return "+".join(
+            part.upper() if len(part) == 1 else part.title() for part in keys[0].split("+")
+        )
 
     def _push(self, position: int) -> None:
         step = self.sequence()[position](self)

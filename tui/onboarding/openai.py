@@ -11,9 +11,9 @@ from textual.content import Content
 from textual.widgets import Button, Input, OptionList, Static
 
 from backends.errors import LLMError
-from backends.untrusted import printable
-from tui.onboarding.flow import Branch, OnboardingStep, backend_missing
-from tui.screens.models import model_option, order_models
+from backends.untrusted import one_line, printable
+from tui.onboarding.flow import Branch, OnboardingStep, StatusLine, backend_missing
+from tui.screens.models import is_chat_model, model_option, order_models
 
 MODELS = "openai.models"
 """State key: the model ids the key can use, fetched while checking the key."""
@@ -41,19 +41,14 @@ class ApiKeyStep(OnboardingStep):
 
     def compose_step(self) -> ComposeResult:
         yield Input(placeholder="sk-…", password=True, id="api-key")
-        yield Static(
-            Content(
-                f"The key is sent only to {_base_url(self)} and stored on this computer "
-                "(system keyring, or a file only you can read)."
-            ),
-            classes="onboarding-hint",
+        yield StatusLine(id="key-status")  # next to the field it is about
+        hint = (
+            f"The key is sent only to {_base_url(self)} and stored on this computer "
+            "(system keyring, or a file only you can read)."
         )
-        if os.environ.get(KEY_ENV, "").strip():
-            yield Static(
-                Content(f"{KEY_ENV} is set: leave the field empty to use it."),
-                classes="onboarding-hint",
-            )
-        yield Static("", id="key-status")
+        if os.environ.get(KEY_ENV, "").strip():  # one hint: the card fits 80x24
+            hint += f"\n{KEY_ENV} is set: leave the field empty to use it."
+        yield Static(Content(hint), classes="onboarding-hint")
         yield Button("Check key and continue", id="check", variant="primary")
 
     def on_mount(self) -> None:
@@ -184,6 +179,29 @@ class ModelStep(OnboardingStep):
             self._use(event.value.strip())
 
     def _use(self, model: str) -> None:
+        if is_chat_model(model):
+            self._take(model)
+            return
+        from tui.screens.dialogs import ConfirmDialog
+
+        def answered(anyway: bool | None) -> None:
+            if anyway:
+                self._take(model)
+
+        # Chat messages to an embedding, speech or image model fail: ask first.
+        self.app.push_screen(
+            ConfirmDialog(
+                "Not a chat model",
+                f"{one_line(model)} looks like an embedding, speech, image or moderation "
+                "model: your messages to it would fail. Use it anyway?",
+                yes="Use it anyway",
+                no="Choose another",
+                id="not-chat-model",
+            ),
+            answered,
+        )
+
+    def _take(self, model: str) -> None:
         general = self.state.settings.general
         general.backend = "openai"
         general.model = model

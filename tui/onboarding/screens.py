@@ -25,8 +25,13 @@ class WelcomeStep(OnboardingStep):
     )
 
     def compose_step(self) -> ComposeResult:
+        leave = (
+            "Esc leaves this setup and keeps your current one."
+            if self.flow.on_cancel is not None
+            else f"{self.flow.quit_key()} quits."
+        )
         yield Static(
-            "No account? Choose the on-device model: it works offline, right away.",
+            "No account? Choose the on-device model: it works offline, right away. " + leave,
             classes="onboarding-hint",
         )
         yield Button("Get started", id="start", variant="primary")

@@ -56,9 +56,11 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide", id="help"):
             yield Static("Key bindings", classes="dialog-title")
-            yield Static(INTRO, classes="dialog-body", markup=False)
+            # The intro scrolls with the table: on a small terminal it would leave the
+            # table no room at all.
             with VerticalScroll(id="help-table"):
-                yield Static(bindings_table(self.keymap_override))
+                yield Static(INTRO, classes="dialog-body", markup=False)
+                yield Static(bindings_table(self.keymap_override), id="help-bindings")
 
     def on_mount(self) -> None:
         self.query_one("#help-table").focus()

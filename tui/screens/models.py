@@ -117,7 +117,6 @@ class ModelPicker(ModalScreen[str | None]):
             return
         self.models, _ = order_models(ids, self.settings.general.model)
         self._show(self.query_one("#filter", Input).value)
-        info.update(Content(f"{len(ids)} models · ↓ to the list · Enter chooses · Esc closes"))
 
     def _show(self, text: str) -> None:
         view = self.query_one("#model-list", OptionList)
@@ -128,6 +127,11 @@ class ModelPicker(ModalScreen[str | None]):
         if shown:
             current = self.settings.general.model
             view.highlighted = shown.index(current) if current in shown else 0
+        if self.models:  # the count follows the filter
+            total = len(self.models)
+            count = f"{len(shown)} of {total} models" if wanted else f"{total} models"
+            keys = "↓ to the list · Enter chooses" if shown else "Enter uses the id as typed"
+            self.query_one("#model-info", Static).update(Content(f"{count} · {keys} · Esc closes"))
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:

@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from backends.untrusted import one_line
 from tui import keymap
-from tui.settings import Settings
+from tui.settings import Settings, config_path
 
 if TYPE_CHECKING:
     from tui.app import SpeziChatApp
@@ -151,7 +151,13 @@ class SettingsScreen(ModalScreen[bool]):
         general.max_tokens = max_tokens
         general.model = model
         self.settings.ui.theme = self.app.theme
-        self.chat_app.save_settings()
+        if self.chat_app.save_settings():  # a failure says so itself
+            self.notify(
+                f"Settings saved to {one_line(str(config_path()))}",
+                title="Settings",
+                timeout=4,
+                markup=False,
+            )
         self.dismiss(True)
 
     @on(Button.Pressed, "#cancel")
