@@ -120,6 +120,8 @@ class LocalSettings:
     """CPU threads for inference; unset lets llama.cpp choose."""
     chat_format: str = ""
     """Chat template override (for example "gemma", "chatml"); empty uses the model's own."""
+    chat_template: str = ""
+    """A Jinja chat template of your own (instead of chat_format); empty: not used."""
     n_batch: int = 512
     """Prompt tokens processed per batch (larger is faster on GPUs, uses more memory)."""
     flash_attn: bool = False
@@ -132,6 +134,9 @@ class LocalSettings:
     """Drop tokens less likely than min_p times the top token; unset uses 0.05."""
     repeat_penalty: float | None = None
     """Penalty for repeating recent tokens (1.0 = none); unset uses llama.cpp's default."""
+    repeat_last_n: int | None = None
+    """How many recent tokens repeat_penalty looks back on (0 off, -1 the whole context);
+    unset uses 64."""
     stop: list[str] = field(default_factory=list)
     """Strings that end a reply when the model writes them."""
     models_dir: str = ""

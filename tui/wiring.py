@@ -228,6 +228,8 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             top_k=local.top_k,
             min_p=local.min_p,
             repeat_penalty=local.repeat_penalty,
+            repeat_last_n=local.repeat_last_n,
+            chat_template=local.chat_template,
             max_tokens=options.max_tokens,
             stop=tuple(local.stop),
             cpu_extra_buffers=local.cpu_extra_buffers,

@@ -193,3 +193,29 @@ def test_models_long_prints_the_parameter_count(gemma_path: Path) -> None:
     # Catalog models that are not downloaded show the catalog's figure.
     assert "1.5B parameters" in lines["qwen2.5-1.5b"]
     shutil.rmtree(folder)
+
+
+def test_the_config_file_template_and_window_reach_ask(gemma_path: Path) -> None:
+    """`[local] chat_template` and `repeat_last_n` in config.toml are used by `ask`."""
+    from tui.settings import Settings
+
+    settings = Settings()
+    settings.local.chat_template = CUE_TEMPLATE
+    settings.local.repeat_last_n = 32
+    settings.local.seed = 7
+    settings.save()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "tui", "ask", "--backend", "local"),
+            *("--model", str(gemma_path), "--max-tokens", "4", "--temperature", "0"),
+            "Geography quiz.",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("Paris"), done.stdout
