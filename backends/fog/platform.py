@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import httpx
 from backends.context import Context
 from backends.errors import LLMError
 from backends.events import Event, Notice, PlatformEvent, TextDelta, ToolCallsDone
+from backends.fog.auth import TokenProvider
 from backends.fog.client import node_client
 from backends.fog.config import FogConfig
 from backends.fog.discovery import FogBrowser, FogNode, manual_node
@@ -67,6 +69,11 @@ class FogSchema(ChatCompletionsSchema):
     """A model served by fog nodes. An empty ``model`` uses the first model the node lists."""
 
     model: str = ""
+    token: TokenProvider | None = field(default=None, compare=False, repr=False)
+    """This session's own bearer token, in place of the platform's ``FogConfig.token``
+    (as SpeziLLM's fog schema carries its token closure): two users' sessions can share
+    one platform, its discovery and its node slots. ``None`` uses the platform's token.
+    Node health checks keep using the platform's token."""
 
 
 class FogPlatform(Platform[FogSchema]):
@@ -272,7 +279,14 @@ class FogSession(ChatCompletionsSession[FogSchema]):
         if not candidates:
             raise self.platform.no_node_error([])
         node = candidates[0]
-        return node_client(self.platform.http, node.urls()[0], self.platform.config)
+        return node_client(self.platform.http, node.urls()[0], self.config)
+
+    @property
+    def config(self) -> FogConfig:
+        """The platform's configuration, with this session's token when its schema has one."""
+        if self.schema.token is None:
+            return self.platform.config
+        return dataclasses.replace(self.platform.config, token=self.schema.token)
 
     def request_body_for(self, context: Context, node: FogNode) -> dict[str, Any]:
         body = build_request_body(self.schema, context)
@@ -324,7 +338,7 @@ class FogSession(ChatCompletionsSession[FogSchema]):
         body = self.request_body_for(context, node)
         last: LLMError | None = None
         for url in node.urls():
-            client = node_client(self.platform.http, url, self.platform.config)
+            client = node_client(self.platform.http, url, self.config)
             try:
                 async for event in client.stream_chat(body, cancel=self._cancel_event):
                     yield event
