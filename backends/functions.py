@@ -11,12 +11,18 @@
 
 The JSON schema the model sees is derived from the type hints: ``str``, ``int``,
 ``float``, ``bool``, string ``Enum`` and ``Literal``, ``Optional`` (or a default) for
-parameters that are not required, ``list`` of any of these, and nested dataclasses or
-TypedDicts. Descriptions come from ``Annotated[T, "text"]`` or the docstring.
+parameters that are not required, ``list`` and ``dict[str, T]`` of any of these, and
+nested dataclasses or TypedDicts (see :mod:`backends.function_schema`). Descriptions come
+from ``Annotated[T, "text"]`` or the docstring. Constraints ride on ``Annotated`` too:
+``annotated_types`` markers (``Ge(1)``, ``MaxLen(5)``...) and :class:`Pattern`,
+:class:`Format`, :class:`Const`, :class:`UniqueItems` (see
+:mod:`backends.function_constraints`); :class:`JSONSchema` hand-writes the schema of a
+type the derivation does not know.
 
 Incoming arguments are validated and converted before the function runs; every failure
-(invalid JSON, a missing or mistyped argument, an exception in the function) becomes an
-error :class:`ToolResult` for the model instead of an exception for the caller.
+(invalid JSON, a missing, mistyped or out-of-bounds argument, an exception in the
+function) becomes an error :class:`ToolResult` for the model instead of an exception for
+the caller.
 """
 
 from __future__ import annotations
@@ -30,34 +36,44 @@ import importlib.util
 import inspect
 import json
 import re
-import sys
 import threading
-import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 from backends.errors import LLMError
+from backends.function_constraints import (
+    FORMATS,
+    ArgumentError,
+    Const,
+    Format,
+    FunctionSchemaError,
+    JSONSchema,
+    Pattern,
+    UniqueItems,
+    describe,
+)
+from backends.function_schema import object_spec
+
+__all__ = [
+    "FORMATS",
+    "Const",
+    "Format",
+    "FunctionSchemaError",
+    "JSONSchema",
+    "Pattern",
+    "Tool",
+    "ToolResult",
+    "UniqueItems",
+    "in_daemon_thread",
+    "llm_function",
+    "load_tools",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DOC_SECTION_RE = re.compile(r"^\s*(Args|Arguments|Parameters|Params)\s*:\s*$")
-
-
-class FunctionSchemaError(LLMError):
-    """A function cannot be offered to the model because its schema cannot be derived."""
-
-    description = "The function's schema could not be derived."
-    reason = "A parameter has a type that cannot be described as JSON schema."
-    suggestion = (
-        "Use str, int, float, bool, a string Enum or Literal, Optional, list, "
-        "or a dataclass/TypedDict of these."
-    )
-
-
-class _ArgumentError(Exception):
-    """An argument failed validation; the message names the path and the problem."""
 
 
 @dataclass(frozen=True)
@@ -70,227 +86,6 @@ class ToolResult:
     @classmethod
     def error(cls, message: str) -> ToolResult:
         return cls(message, is_error=True)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    schema: dict[str, Any]
-    convert: Callable[[Any, str], Any]
-    optional: bool = False
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _fail(path: str, expected: str, value: Any) -> _ArgumentError:
-    return _ArgumentError(f"'{path}' must be {expected}, got {_describe(value)}")
-
-
-def _convert_str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise _fail(path, "a string", value)
-    return value
-
-
-def _convert_int(value: Any, path: str) -> int:
-    if isinstance(value, bool):
-        raise _fail(path, "an integer", value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise _fail(path, "an integer", value)
-
-
-def _convert_float(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, "a number", value)
-    return float(value)
-
-
-def _convert_bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(path, "a boolean", value)
-    return value
-
-
-def _convert_any(value: Any, path: str) -> Any:
-    return value
-
-
-_PRIMITIVES: dict[Any, _Spec] = {
-    str: _Spec({"type": "string"}, _convert_str),
-    int: _Spec({"type": "integer"}, _convert_int),
-    float: _Spec({"type": "number"}, _convert_float),
-    bool: _Spec({"type": "boolean"}, _convert_bool),
-}
-
-
-def _choice_spec(values: Sequence[Any], build: Callable[[Any], Any], where: str) -> _Spec:
-    if not values or not all(isinstance(v, str) for v in values):
-        raise FunctionSchemaError(reason=f"{where} must have string values only.")
-    allowed = list(values)
-
-    def convert(value: Any, path: str) -> Any:
-        if value not in allowed:
-            options = ", ".join(repr(v) for v in allowed)
-            raise _ArgumentError(f"'{path}' must be one of {options}, got {value!r}")
-        return build(value)
-
-    return _Spec({"type": "string", "enum": allowed}, convert)
-
-
-def _object_spec(
-    fields: list[tuple[str, Any, bool, str | None]], build: Callable[[dict[str, Any]], Any]
-) -> _Spec:
-    """Build an object spec from (name, type, has_default, description) tuples."""
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    converters: dict[str, _Spec] = {}
-    for name, annotation, has_default, doc in fields:
-        spec = _compile(annotation)
-        schema = dict(spec.schema)
-        if doc and "description" not in schema:
-            schema["description"] = doc
-        properties[name] = schema
-        converters[name] = spec
-        if not has_default and not spec.optional:
-            required.append(name)
-
-    def convert(value: Any, path: str) -> Any:
-        if not isinstance(value, dict):
-            raise _fail(path, "an object", value)
-        return build(_convert_fields(value, converters, required, path))
-
-    return _Spec({"type": "object", "properties": properties, "required": required}, convert)
-
-
-def _convert_fields(
-    value: dict[str, Any], converters: dict[str, _Spec], required: list[str], path: str
-) -> dict[str, Any]:
-    prefix = f"{path}." if path else ""
-    unknown = [key for key in value if key not in converters]
-    if unknown:
-        names = ", ".join(f"'{prefix}{key}'" for key in unknown)
-        raise _ArgumentError(f"unknown argument {names}")
-    missing = [name for name in required if name not in value]
-    if missing:
-        names = ", ".join(f"'{prefix}{name}'" for name in missing)
-        raise _ArgumentError(f"missing required argument {names}")
-    converted: dict[str, Any] = {}
-    for key, item in value.items():
-        spec = converters[key]
-        if item is None and spec.optional:
-            converted[key] = None
-            continue
-        converted[key] = spec.convert(item, prefix + key)
-    return converted
-
-
-def _compile(annotation: Any) -> _Spec:
-    """Derive the JSON schema and the converter for one type annotation."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-
-    if origin is typing.Annotated:
-        spec = _compile(args[0])
-        notes = [meta for meta in args[1:] if isinstance(meta, str)]
-        if notes:
-            return _Spec({**spec.schema, "description": notes[0]}, spec.convert, spec.optional)
-        return spec
-
-    if origin is Union or (sys.version_info >= (3, 10) and origin is types.UnionType):
-        members = [a for a in args if a is not type(None)]
-        if len(members) != len(args) and len(members) == 1:
-            inner = _compile(members[0])
-            return _Spec(inner.schema, inner.convert, optional=True)
-        raise FunctionSchemaError(
-            reason=f"Union types other than Optional[X] are not supported ({annotation!r})."
-        )
-
-    if annotation in _PRIMITIVES:
-        return _PRIMITIVES[annotation]
-
-    if origin is Literal:
-        return _choice_spec(args, lambda v: v, f"Literal {annotation!r}")
-
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        enum_type = annotation
-        return _choice_spec([m.value for m in enum_type], enum_type, f"Enum {enum_type.__name__}")
-
-    if origin in (list, Sequence) or annotation is list:
-        item_type = args[0] if args else Any
-        item = _compile(item_type)
-
-        def convert_list(value: Any, path: str) -> list[Any]:
-            if not isinstance(value, list):
-                raise _fail(path, "an array", value)
-            return [item.convert(v, f"{path}[{i}]") for i, v in enumerate(value)]
-
-        return _Spec({"type": "array", "items": item.schema}, convert_list)
-
-    if annotation is Any:
-        return _Spec({}, _convert_any)
-
-    if annotation is dict or origin is dict:
-
-        def convert_dict(value: Any, path: str) -> Any:
-            if not isinstance(value, dict):
-                raise _fail(path, "an object", value)
-            return value
-
-        return _Spec({"type": "object"}, convert_dict)
-
-    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
-        hints = typing.get_type_hints(annotation, include_extras=True)
-        fields = [
-            (
-                f.name,
-                hints[f.name],
-                f.default is not dataclasses.MISSING
-                or f.default_factory is not dataclasses.MISSING,
-                f.metadata.get("description"),
-            )
-            for f in dataclasses.fields(annotation)
-            if f.init
-        ]
-        cls = annotation
-        spec = _object_spec(fields, lambda kwargs: cls(**kwargs))
-        return _with_doc(spec, annotation)
-
-    if typing.is_typeddict(annotation):
-        hints = typing.get_type_hints(annotation, include_extras=True)
-        optional_keys: frozenset[str] = getattr(annotation, "__optional_keys__", frozenset())
-        fields = [(name, tp, name in optional_keys, None) for name, tp in hints.items()]
-        spec = _object_spec(fields, dict)
-        return _with_doc(spec, annotation)
-
-    raise FunctionSchemaError(reason=f"The type {annotation!r} cannot be described as JSON.")
-
-
-def _with_doc(spec: _Spec, annotation: type) -> _Spec:
-    # Only the class's own docstring: an inherited one (dict's, for a TypedDict) or the
-    # signature dataclasses generate says nothing about the object.
-    doc = annotation.__dict__.get("__doc__")
-    if doc and not doc.startswith(annotation.__name__ + "("):
-        summary = inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ")
-        return _Spec({**spec.schema, "description": summary}, spec.convert, spec.optional)
-    return spec
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -386,7 +181,7 @@ class Tool:
                     param_docs.get(param.name),
                 )
             )
-        spec = _object_spec(fields, lambda kwargs: kwargs)
+        spec = object_spec(fields, lambda kwargs: kwargs)
         self.parameters: dict[str, Any] = spec.schema
         self._convert = spec.convert
 
@@ -411,10 +206,10 @@ class Tool:
         except json.JSONDecodeError as exc:
             raise ValueError(f"the arguments are not valid JSON ({exc.msg} at {exc.pos})") from exc
         if not isinstance(data, dict):
-            raise ValueError(f"the arguments must be a JSON object, got {_describe(data)}")
+            raise ValueError(f"the arguments must be a JSON object, got {describe(data)}")
         try:
             converted: dict[str, Any] = self._convert(data, "")
-        except _ArgumentError as exc:
+        except ArgumentError as exc:
             raise ValueError(str(exc)) from exc
         return converted
 
@@ -552,6 +347,13 @@ def load_tools(path: str | Path) -> list[Tool]:
         spec.loader.exec_module(module)
     except LLMError:
         raise
+    except SystemExit as exc:  # would end spezichat without a word
+        raise FunctionSchemaError(
+            "The tools file tried to exit while it was being loaded.",
+            reason=f"{file} called sys.exit({exc.code!r}) (or exit()) at import time.",
+            suggestion=f"Move the code that exits in {file} under "
+            '`if __name__ == "__main__":`, so that it runs only as a script.',
+        ) from None
     except Exception as exc:
         raise FunctionSchemaError(
             "The tools file raised an error while loading.",

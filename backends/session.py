@@ -3,7 +3,8 @@
 * A :class:`Schema` is the frozen configuration of one LLM (model, system prompts,
   parameters, functions, whether output is injected into the context).
 * A :class:`Platform` turns a schema into a session. It owns what sessions share (an
-  HTTP client, a loaded model) and limits how many streams run at once.
+  HTTP client, a loaded model), limits how many streams run at once and reports whether
+  any of its sessions is generating (:attr:`Platform.state`, with listeners).
 * A :class:`Session` owns the context and the state of one conversation. ``stream()`` is
   an async iterator of typed events and ``generate()`` of text pieces; ``cancel()``
   stops the generation between two pieces.
@@ -20,7 +21,7 @@ import contextlib
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -58,6 +59,46 @@ class LLMState(str, enum.Enum):
     READY = "ready"
     GENERATING = "generating"
     ERROR = "error"
+
+
+class PlatformState(str, enum.Enum):
+    """Whether a platform (or the runner) is working on a generation: SpeziLLM's
+    ``LLMPlatformState`` and ``LLMRunner.State``."""
+
+    IDLE = "idle"
+    PROCESSING = "processing"
+
+
+StateListener = Callable[[PlatformState], None]
+"""Called with the new state each time a platform's or the runner's state changes."""
+
+
+class StateListeners:
+    """Listeners of one state: added and removed at any time, called in order.
+
+    A listener runs on the event loop, inside the change (keep it quick, and do not start
+    or stop generations from it); one that raises is logged and the others still run.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[StateListener] = []
+
+    def add(self, listener: StateListener) -> Callable[[], None]:
+        """Call ``listener`` on every change from now on; returns what removes it."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    def notify(self, state: PlatformState) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.exception("a state listener failed")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +139,32 @@ class Platform(ABC, Generic[S]):
             raise ValueError("max_concurrent_streams must be at least 1")
         self.max_concurrent_streams = max_concurrent_streams
         self._semaphore: asyncio.Semaphore | None = None
+        self._generating = 0
+        self._state_listeners = StateListeners()
+
+    @property
+    def state(self) -> PlatformState:
+        """``PROCESSING`` while any of the platform's sessions generates, else ``IDLE``."""
+        return PlatformState.PROCESSING if self._generating else PlatformState.IDLE
+
+    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
+        """Call ``listener(state)`` whenever :attr:`state` changes (see
+        :class:`StateListeners`); returns a function that removes the listener."""
+        return self._state_listeners.add(listener)
+
+    @contextlib.contextmanager
+    def processing(self) -> Iterator[None]:
+        """Count one generation for :attr:`state` for the duration (sessions hold this
+        while they generate, from loading to the last piece or the error)."""
+        self._generating += 1
+        if self._generating == 1:
+            self._state_listeners.notify(PlatformState.PROCESSING)
+        try:
+            yield
+        finally:
+            self._generating -= 1
+            if self._generating == 0:
+                self._state_listeners.notify(PlatformState.IDLE)
 
     @abstractmethod
     def session(self, schema: S, context: Context | None = None) -> Session[S]:
@@ -201,30 +268,34 @@ class Session(ABC, Generic[S]):
         self.error = None
         context = self.context if self.schema.inject_into_context else self.context.copy()
         finished = False
-        try:
-            if self._state in (LLMState.UNINITIALIZED, LLMState.ERROR):
-                yield self._set_state(LLMState.LOADING)
-                await self._setup()
-            yield self._set_state(LLMState.GENERATING)
-            async for event in self._tool_loop(context):
-                yield event
-            finished = True
-        except LLMError as error:
-            self._fail(context, error)
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            self._stopped(context)
-            raise
-        except Exception as exc:
-            log.exception("unexpected error during generation")
-            wrapped = UnknownLLMError(reason=f"{type(exc).__name__}: {exc}")
-            self._fail(context, wrapped)
-            raise wrapped from exc
-        finally:
-            if not finished and self.state is LLMState.GENERATING:
-                # The consumer stopped iterating early.
+        # The platform is processing until the reply ends, however it ends; it is idle
+        # again (and the session ready) before the final READY event goes out.
+        with self.platform.processing():
+            try:
+                if self._state in (LLMState.UNINITIALIZED, LLMState.ERROR):
+                    yield self._set_state(LLMState.LOADING)
+                    await self._setup()
+                yield self._set_state(LLMState.GENERATING)
+                async for event in self._tool_loop(context):
+                    yield event
+                finished = True
+            except LLMError as error:
+                self._fail(context, error)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
                 self._stopped(context)
-        yield self._set_state(LLMState.READY)
+                raise
+            except Exception as exc:
+                log.exception("unexpected error during generation")
+                wrapped = UnknownLLMError(reason=f"{type(exc).__name__}: {exc}")
+                self._fail(context, wrapped)
+                raise wrapped from exc
+            finally:
+                if not finished and self.state is LLMState.GENERATING:
+                    # The consumer stopped iterating early.
+                    self._stopped(context)
+            ready = self._set_state(LLMState.READY)
+        yield ready
 
     def _stopped(self, context: Context) -> None:
         context.mark_interrupted("stopped")
