@@ -49,6 +49,14 @@ _EXPORTS = {
     "llm_function": "functions",
     "load_tools": "functions",
     "Runner": "runner",
+    "RunnerState": "runner",
+    "Const": "function_constraints",
+    "Format": "function_constraints",
+    "JSONSchema": "function_constraints",
+    "Pattern": "function_constraints",
+    "UniqueItems": "function_constraints",
+    "InvalidSecretError": "errors",
+    "PlatformState": "session",
     "LLMState": "session",
     "Platform": "session",
     "Schema": "session",
@@ -57,18 +65,25 @@ _EXPORTS = {
 
 __all__ = [
     "ConfigurationError",
+    "Const",
     "Context",
     "ContextEntry",
     "Event",
+    "Format",
     "IllegalContextError",
+    "InvalidSecretError",
+    "JSONSchema",
     "LLMError",
     "LLMState",
     "LLMStateError",
     "Notice",
+    "Pattern",
     "Platform",
     "PlatformNotFoundError",
+    "PlatformState",
     "Role",
     "Runner",
+    "RunnerState",
     "Schema",
     "Session",
     "StateChanged",
@@ -79,6 +94,7 @@ __all__ = [
     "ToolCallResult",
     "ToolLoopError",
     "ToolResult",
+    "UniqueItems",
     "UnknownLLMError",
     "Usage",
     "__version__",
@@ -91,6 +107,7 @@ if TYPE_CHECKING:
     from backends.errors import (
         ConfigurationError,
         IllegalContextError,
+        InvalidSecretError,
         LLMError,
         LLMStateError,
         PlatformNotFoundError,
@@ -106,9 +123,10 @@ if TYPE_CHECKING:
         ToolCallResult,
         Usage,
     )
+    from backends.function_constraints import Const, Format, JSONSchema, Pattern, UniqueItems
     from backends.functions import Tool, ToolResult, llm_function, load_tools
-    from backends.runner import Runner
-    from backends.session import LLMState, Platform, Schema, Session
+    from backends.runner import Runner, RunnerState
+    from backends.session import LLMState, Platform, PlatformState, Schema, Session
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
