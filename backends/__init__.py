@@ -56,8 +56,8 @@ _EXPORTS = {
     "Pattern": "function_constraints",
     "UniqueItems": "function_constraints",
     "InvalidSecretError": "errors",
-    "PlatformState": "session",
-    "LLMState": "session",
+    "PlatformState": "state",
+    "LLMState": "state",
     "Platform": "session",
     "Schema": "session",
     "Session": "session",
@@ -126,7 +126,8 @@ if TYPE_CHECKING:
     from backends.function_constraints import Const, Format, JSONSchema, Pattern, UniqueItems
     from backends.functions import Tool, ToolResult, llm_function, load_tools
     from backends.runner import Runner, RunnerState
-    from backends.session import LLMState, Platform, PlatformState, Schema, Session
+    from backends.session import Platform, Schema, Session
+    from backends.state import LLMState, PlatformState
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

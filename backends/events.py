@@ -8,12 +8,9 @@ state changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from backends.context import ToolCall
-
-if TYPE_CHECKING:
-    from backends.session import LLMState
+from backends.state import LLMState
 
 
 @dataclass(frozen=True)
@@ -21,6 +18,8 @@ class TextDelta:
     """A piece of assistant text as it arrived."""
 
     text: str
+    chunks: int = 1
+    """How many pieces of the stream (about one token each) the text joins."""
 
 
 @dataclass(frozen=True)

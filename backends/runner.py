@@ -8,14 +8,8 @@ from typing import Any
 
 from backends.context import Context
 from backends.errors import PlatformNotFoundError
-from backends.session import (
-    Platform,
-    PlatformState,
-    Schema,
-    Session,
-    StateListener,
-    StateListeners,
-)
+from backends.session import Platform, Schema, Session
+from backends.state import PlatformState, StateListener, StateListeners
 
 RunnerState = PlatformState
 """The runner's state: SpeziLLM's ``LLMRunner.State`` (idle or processing)."""

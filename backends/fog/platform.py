@@ -41,7 +41,8 @@ from backends.fog.errors import (
 from backends.fog.tls import make_http_client
 from backends.openai.chat import ChatCompletionsSchema, build_request_body
 from backends.openai.client import ChatCompletionsClient, ChatCompletionsSession
-from backends.session import LLMState, Platform
+from backends.session import Platform
+from backends.state import LLMState
 
 # Which error to report when every node failed: the most actionable first.
 _PRIORITY: tuple[type[FogError], ...] = (
@@ -271,7 +272,9 @@ class FogSession(ChatCompletionsSession[FogSchema]):
             await events.aclose()
 
     async def _setup(self) -> None:
-        await self.platform.ensure_node()
+        # Finding a node may take the whole discovery wait: a cancel ends it at once (the
+        # generation that follows then stops quietly), as for OpenAI's model check.
+        await self._unless_cancelled(self.platform.ensure_node())
 
     def chat_client(self) -> ChatCompletionsClient:
         """A client for the best node right now (the session itself fails over)."""
@@ -298,9 +301,9 @@ class FogSession(ChatCompletionsSession[FogSchema]):
         return body
 
     async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
-        self._cancel_event = asyncio.Event()
         if self.cancelled:
-            self._cancel_event.set()
+            return  # stopped while a node was being found: nothing is sent
+        self._new_cancel_event()
         platform = self.platform
         tried: set[str] = set()
         errors: list[LLMError] = []
@@ -308,7 +311,10 @@ class FogSession(ChatCompletionsSession[FogSchema]):
             candidates = platform.candidates(self.schema.model, tried)
             if not candidates:
                 if not tried:
-                    await platform.ensure_node()  # the list emptied: wait for a node again
+                    # The list emptied: wait for a node again (a cancel ends the wait).
+                    await self._unless_cancelled(platform.ensure_node())
+                    if self.cancelled:
+                        return
                     candidates = platform.candidates(self.schema.model, tried)
                 if not candidates:
                     break

@@ -15,7 +15,7 @@ from backends.functions import llm_function
 from backends.mock import MockPlatform, MockResponse, MockSchema, split_pieces
 from backends.openai import OpenAIPlatform, OpenAISchema, RetryPolicy
 from backends.runner import Runner
-from backends.session import PlatformState
+from backends.state import PlatformState
 from tests.support.openai_server import OpenAITestServer, Reply
 
 go = asyncio.Event()

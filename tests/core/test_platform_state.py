@@ -19,7 +19,7 @@ from backends.functions import llm_function
 from backends.mock import MockPlatform, MockResponse, MockSchema, MockSession
 from backends.openai import OpenAIPlatform, OpenAISchema, RetryPolicy
 from backends.runner import Runner
-from backends.session import LLMState, PlatformState
+from backends.state import LLMState, PlatformState
 from tests.support.openai_server import OpenAITestServer, Reply
 from tests.tui.helpers import SIZE, chat, replies, type_text, wait_until
 from tui.app import SpeziChatApp

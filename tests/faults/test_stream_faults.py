@@ -31,7 +31,7 @@ from backends.openai import (
 )
 from backends.openai.errors import StreamFormatError
 from backends.openai.platform import OpenAISession
-from backends.session import LLMState
+from backends.state import LLMState
 from tests.faults.raw_server import RawReply, RawServer, chunk, sse
 from tests.openai.helpers import collect, new_session
 from tests.support.openai_server import (

@@ -23,7 +23,7 @@ from backends.local.platform import LocalPlatform
 from backends.local.process import describe_exit
 from backends.local.protocol import decode, encode, error_from_dict
 from backends.local.safemode import SafeModeMemory, build_uses_amx, check_mode, cpu_has_amx
-from backends.session import LLMState
+from backends.state import LLMState
 from tests.local.conftest import gemma_schema
 
 STORY = "Write a long story about a dragon who collects teapots."

@@ -24,7 +24,7 @@ from backends.local.errors import (
 from backends.local.models import ModelStore
 from backends.local.platform import LocalPlatform, gpu_offload_supported
 from backends.runner import Runner
-from backends.session import LLMState
+from backends.state import LLMState
 from tests.local.conftest import gemma_schema
 
 pytestmark = pytest.mark.slow

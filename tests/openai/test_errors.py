@@ -24,7 +24,7 @@ from backends.openai import (
     RetryPolicy,
     ServerError,
 )
-from backends.session import LLMState
+from backends.state import LLMState
 from tests.openai.helpers import collect, new_session
 from tests.support.openai_server import (
     OpenAITestServer,
@@ -244,7 +244,8 @@ async def test_connection_refused_is_a_connectivity_error() -> None:
     events, error = await collect(new_session(platform))
     await platform.aclose()
     assert isinstance(error, ConnectivityError)
-    assert error.reason.startswith("Could not reach the OpenAI API: ConnectError")
+    assert error.reason.startswith(f"Could not reach the OpenAI API at http://127.0.0.1:{port}/v1")
+    assert "ConnectError" in error.reason
     assert "OPENAI_BASE_URL" in error.suggestion
     assert len(notices(events)) == 1  # retried once, then reported
 

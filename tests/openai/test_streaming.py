@@ -17,7 +17,7 @@ from backends.events import (
     Usage,
 )
 from backends.openai import OpenAIPlatform, OpenAISchema, ResponseFormat
-from backends.session import LLMState
+from backends.state import LLMState
 from tests.support.openai_server import OpenAITestServer, Reply, ScriptedCall, spec_errors
 
 REPLY = "Fog nodes run models on your own network, close to you. **Fast**, private\nand local."
