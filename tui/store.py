@@ -36,7 +36,6 @@ from types import TracebackType
 
 from backends.context import Context, ContextEntry
 from backends.secrets import make_private, private_directory
-from tui.export import export_json, export_markdown, export_to_file
 from tui.store_rows import (
     CONVERSATION_COLUMNS,
     Conversation,
@@ -50,6 +49,7 @@ from tui.store_rows import (
 )
 from tui.store_schema import (
     BUSY_TIMEOUT_S,
+    LIST_IDS,
     MIGRATIONS,
     ConversationChangedError,
     ConversationNotFoundError,
@@ -84,9 +84,6 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "default_path",
-    "export_json",
-    "export_markdown",
-    "export_to_file",
     "title_from_text",
 ]
 
@@ -141,18 +138,18 @@ class Store:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
-                raise translate_error(exc, self.path) from exc
+                raise translate_error(exc, self.path, opening=True) from exc
             self.recovery_reason = str(exc)
             self.recovered_from = move_aside(self.path)
             try:
                 self._db = self._connect()
             except sqlite3.Error as again:
-                raise translate_error(again, self.path) from again
+                raise translate_error(again, self.path, opening=True) from again
         try:
             self._reader = self._open_reader()
         except sqlite3.Error as exc:
             self._db.close()
-            raise translate_error(exc, self.path) from exc
+            raise translate_error(exc, self.path, opening=True) from exc
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
 
     @classmethod
@@ -376,6 +373,7 @@ class Store:
             raise ConversationNotFoundError(
                 f"'{prefix}' is not a conversation id.",
                 reason="Conversation ids are hexadecimal, as `spezichat history list` shows.",
+                suggestion=LIST_IDS,
             )
         with self._read() as db:
             rows = db.execute(
@@ -386,6 +384,7 @@ class Store:
             raise ConversationNotFoundError(
                 f"No conversation id starts with '{prefix}'.",
                 reason="No stored conversation has an id that begins with these characters.",
+                suggestion=LIST_IDS,
             )
         if len(rows) > 1:
             raise ConversationNotFoundError(

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from backends.context import Context, ToolCall
-from tui.export import export_filename
-from tui.store import (
-    ConversationNotFoundError,
-    Store,
-    StoreError,
-    export_json,
-    export_markdown,
-    export_to_file,
-)
+from tui.export import export_filename, export_json, export_markdown, export_to_file
+from tui.store import ConversationNotFoundError, Store, StoreError
 
 
 def stored(store: Store) -> tuple[str, Context]:

@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 from backends.context import Context
-from tui.store import Store, export_markdown
+from tui.export import export_markdown
+from tui.store import Store
 
 REPLY = "\n".join(
     [
