@@ -560,7 +560,7 @@ class ChatScreen(Screen[None]):
         if self.conversation is None:
             self.notify("Nothing to export yet: send a message first.", timeout=3)
             return
-        from tui.store import export_to_file
+        from tui.export import export_to_file
 
         if self.writer.pending:
             self.notify(
