@@ -95,9 +95,9 @@ async def local_download() -> list[Path]:
     from tests.support.hub_server import HubServer
     from tui.app import SpeziChatApp
     from tui.onboarding.local import LocalDownloadStep, StarterModelStep
-    from tui.screens.local_download import DownloadPanel
     from tui.settings import Settings
     from tui.store import Store
+    from tui.widgets.download_panel import DownloadPanel
 
     entry = find_entry("qwen2.5-0.5b")
     assert entry is not None
@@ -214,6 +214,18 @@ async def chat() -> list[Path]:
             return [Path(app.save_screenshot("chat.svg", path=str(OUT)))]
 
 
+async def web() -> list[Path]:
+    """``web.png``: a chat in Chromium through ``spezichat web`` (tests/web/browser.py)."""
+    from tests.web.browser import browser_missing, chat_screenshot
+
+    missing = browser_missing()
+    if missing:
+        print(f"web.png skipped: {missing}", file=sys.stderr)
+        return []
+    # Playwright's sync API runs outside this event loop.
+    return [await asyncio.to_thread(chat_screenshot, OUT / "web.png")]
+
+
 async def main() -> None:
     from tests.support.openai_server import OpenAITestServer
 
@@ -225,6 +237,7 @@ async def main() -> None:
         shots += await local_download()
         shots += await fog_discovery(Path(base))
         shots += await chat()
+        shots += await web()
     for shot in shots:
         print(shot.relative_to(ROOT))
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from backends.errors import LLMError
 
 
-class LocalLLMError(LLMError):
+class LocalError(LLMError):
     """Base class of the on-device platform's errors."""
 
 
-class ModelNotFoundError(LocalLLMError):
+class ModelNotFoundError(LocalError):
     """The GGUF file (or the catalog model) is not on this machine."""
 
     description = "Model file not found."
@@ -25,7 +25,7 @@ class ModelNotFoundError(LocalLLMError):
     )
 
 
-class ContextSizeError(LocalLLMError):
+class ContextSizeError(LocalError):
     """The configured context is larger than the context the model was trained on."""
 
     description = "The configured context size does not fit the model."
@@ -36,7 +36,7 @@ class ContextSizeError(LocalLLMError):
     )
 
 
-class ModelNotReadyError(LocalLLMError):
+class ModelNotReadyError(LocalError):
     """The model was used before it was loaded, or after it was unloaded."""
 
     description = "The model is not ready yet."
@@ -44,7 +44,7 @@ class ModelNotReadyError(LocalLLMError):
     suggestion = "Wait for the model to finish loading, then try again."
 
 
-class GenerationError(LocalLLMError):
+class GenerationError(LocalError):
     """llama.cpp failed while it generated."""
 
     description = "Generating the reply failed."
@@ -55,7 +55,7 @@ class GenerationError(LocalLLMError):
     )
 
 
-class EngineCrashedError(LocalLLMError):
+class EngineCrashedError(LocalError):
     """The engine process ended unexpectedly (a crash in llama.cpp, a kill, out of memory)."""
 
     description = "The on-device engine stopped unexpectedly."
@@ -67,7 +67,7 @@ class EngineCrashedError(LocalLLMError):
     )
 
 
-class CorruptModelError(LocalLLMError):
+class CorruptModelError(LocalError):
     """The file is not a GGUF model, or it is truncated or damaged."""
 
     description = "The model file is damaged or not a GGUF model."
@@ -75,7 +75,7 @@ class CorruptModelError(LocalLLMError):
     suggestion = "Delete the file and download it again (`spezichat download MODEL`)."
 
 
-class OutOfMemoryError(LocalLLMError):
+class OutOfMemoryError(LocalError):
     """llama.cpp could not allocate the context (KV cache) or offload layers."""
 
     description = "The model could not be loaded into memory."
@@ -86,7 +86,7 @@ class OutOfMemoryError(LocalLLMError):
     )
 
 
-class ChatTemplateMissingError(LocalLLMError):
+class ChatTemplateMissingError(LocalError):
     """The model carries no chat template and none was configured."""
 
     description = "The model has no chat template."
@@ -100,7 +100,7 @@ class ChatTemplateMissingError(LocalLLMError):
     )
 
 
-class ToolsUnsupportedError(LocalLLMError):
+class ToolsUnsupportedError(LocalError):
     """Functions were configured for a model whose template cannot call tools."""
 
     description = "This model cannot call functions."
@@ -111,7 +111,7 @@ class ToolsUnsupportedError(LocalLLMError):
     )
 
 
-class PromptTooLongError(LocalLLMError):
+class PromptTooLongError(LocalError):
     """Even the newest message alone does not fit the context window."""
 
     description = "The message is too long for the model's context window."
@@ -123,7 +123,7 @@ class PromptTooLongError(LocalLLMError):
 
 
 # Downloads -------------------------------------------------------------------------------
-class DownloadError(LocalLLMError):
+class DownloadError(LocalError):
     """A model download failed."""
 
     description = "The model download failed."

@@ -21,7 +21,7 @@ from backends.local.models import HubFile, ModelStore
 from tests.local.test_download import payload
 from tests.support.hub_server import HubServer
 from tests.tui.helpers import wait_until
-from tui.screens.local_download import DownloadPanel
+from tui.widgets.download_panel import DownloadPanel
 
 REPO = "acme/Tiny-GGUF"
 FILE = "tiny-Q4_K_M.gguf"

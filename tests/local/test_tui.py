@@ -210,7 +210,7 @@ async def test_an_engine_crash_mid_reply_is_shown_saved_and_the_chat_goes_on(
 
     from backends.context import Role
     from backends.local.platform import LocalPlatform
-    from tests.tui.helpers import chat, send, type_text
+    from tests.tui.helpers import chat, type_text
     from tui.widgets.messages import AssistantMessage, ErrorItem
 
     settings = Settings()
@@ -249,11 +249,19 @@ async def test_an_engine_crash_mid_reply_is_shown_saved_and_the_chat_goes_on(
         assert partial.role is Role.ASSISTANT and partial.content.strip()
         assert not partial.complete and partial.finish_reason == "error"
 
-        # The app keeps running and the next message is answered by a fresh engine.
-        await send(pilot, "Hello")
+        # The app keeps running and the next message is answered by a fresh engine (its
+        # first words are enough: a whole reply of 400 tokens takes long on a busy CPU).
+        await type_text(pilot, "Hello")
+        await pilot.press("enter")
+
+        def answering() -> bool:
+            replies = [i for i in screen.log_view.items() if isinstance(i, AssistantMessage)]
+            return bool(platform.loaded and len(replies) >= 2 and replies[-1].text.strip())
+
+        await wait_until(pilot, answering, "the next reply streamed")
         [fresh] = platform.loaded
         assert fresh.pid != engine.pid
-        reply = [i for i in screen.log_view.items() if isinstance(i, AssistantMessage)][-1]
-        assert reply.text.strip()
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.generating, "the reply stopped")
     # Leaving the app ends the engine.
     assert fresh.process.poll() is not None

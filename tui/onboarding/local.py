@@ -20,7 +20,7 @@ from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.onboarding.flow import Branch, OnboardingStep, backend_missing
-from tui.screens.local_download import DownloadPanel, entry_label
+from tui.widgets.download_panel import DownloadPanel, entry_label
 
 CHOICE = "local.entry"
 """State key: the id of the chosen catalog model."""

@@ -22,7 +22,7 @@ from backends.errors import LLMError
 from backends.local.catalog import CatalogEntry, human_size, load_catalog
 from backends.local.models import HubFile, ModelStore, parse_spec
 from backends.untrusted import one_line, printable
-from tui.screens.local_download import DownloadPanel, entry_label
+from tui.widgets.download_panel import DownloadPanel, entry_label
 
 if TYPE_CHECKING:
     from tui.app import SpeziChatApp
