@@ -17,6 +17,7 @@ from tui.settings import Settings, config_dir
 
 if TYPE_CHECKING:
     from backends.fog.config import FogConfig
+    from backends.mcp.manager import McpManager
 
 BACKENDS: dict[str, str] = {
     "mock": "A scripted mock model for demos and tests (no network).",
@@ -159,6 +160,29 @@ def _allow_list(configured: Any, given: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(entry.strip() for entry in entries))
 
 
+def mcp_manager(settings: Settings) -> McpManager | None:
+    """The ``[mcp.servers]`` of the settings, none started yet; ``None`` without any.
+
+    Cheap: neither the MCP SDK nor a server is loaded here (see backends.mcp.manager).
+    """
+    servers = settings.mcp.servers
+    if not isinstance(servers, dict) or not servers:
+        return None
+    from backends.mcp.config import parse_servers
+    from backends.mcp.manager import McpManager
+
+    configs, problems = parse_servers(servers)
+    return McpManager(configs, problems)
+
+
+def offer_tools(tools: tuple[Tool, ...], mcp: McpManager | None) -> tuple[Tool, ...]:
+    """The Python functions, then the tools of the ready MCP servers (named so that
+    none clashes with a Python function's name or another server's tool)."""
+    if mcp is None:
+        return tools
+    return tools + mcp.tools(reserved=[tool.name for tool in tools])
+
+
 def tool_timeout(settings: Settings) -> float:
     """``[general] tool_timeout``, checked: a hand-edited config may hold anything."""
     value = settings.general.tool_timeout
@@ -201,7 +225,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             tool_timeout=timeout,
             temperature=options.temperature,
             top_p=options.top_p,
-            max_completion_tokens=options.max_tokens,
+            max_tokens=options.max_tokens,
             test_model_access=settings.openai.test_model_access,
             **options.extra,
         )
@@ -246,7 +270,7 @@ def make_schema(options: ChatOptions, settings: Settings) -> Schema:
             tool_timeout=timeout,
             temperature=options.temperature,
             top_p=options.top_p,
-            max_completion_tokens=options.max_tokens,
+            max_tokens=options.max_tokens,
             **options.extra,
         )
     raise unknown_backend(options.backend)

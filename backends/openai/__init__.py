@@ -15,11 +15,12 @@ Layers, from the wire up (each usable on its own):
 
 ``backends.openai.chat``
     :class:`ChatCompletionsSchema` (a :class:`~backends.session.Schema` with temperature,
-    top_p, stop, max_completion_tokens, seed, penalties, logit_bias, response_format,
-    extra_body), :class:`ResponseFormat`, :func:`build_request_body` (schema + context
-    -> CreateChatCompletionRequest with ``stream`` and ``stream_options.include_usage``)
-    and :class:`StreamAccumulator` (chunks -> TextDelta/Usage events; tool-call fragments
-    assembled by ``index`` into one final ToolCallsDone).
+    top_p, stop, max_tokens (sent as max_completion_tokens), seed, penalties, logit_bias,
+    response_format, extra_body), :class:`ResponseFormat`, :func:`build_request_body`
+    (schema + context -> CreateChatCompletionRequest with ``stream`` and
+    ``stream_options.include_usage``) and :class:`StreamAccumulator` (chunks ->
+    TextDelta/Usage events; tool-call fragments assembled by ``index`` into one final
+    ToolCallsDone).
 
 ``backends.openai.client``
     :class:`ChatCompletionsClient` (http, base_url, token=, errors=, retry=, headers=,

@@ -88,8 +88,9 @@ class ChatCompletionsSchema(Schema):
     """Nucleus sampling: only tokens within this probability mass (0 to 1)."""
     stop: tuple[str, ...] = ()
     """Up to 4 sequences at which the model stops generating."""
-    max_completion_tokens: int | None = None
-    """Upper bound on generated tokens (including reasoning tokens)."""
+    max_tokens: int | None = None
+    """Upper bound on generated tokens (including reasoning tokens); sent as the API's
+    ``max_completion_tokens``. The same name as on the local and mock schemas."""
     seed: int | None = None
     """Ask for deterministic sampling (best effort, server dependent)."""
     presence_penalty: float | None = None
@@ -108,10 +109,10 @@ class ChatCompletionsSchema(Schema):
         _check_range("top_p", self.top_p, 0, 1)
         _check_range("presence_penalty", self.presence_penalty, -2, 2)
         _check_range("frequency_penalty", self.frequency_penalty, -2, 2)
-        if self.max_completion_tokens is not None and self.max_completion_tokens < 1:
+        if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigurationError(
-                "The model parameter 'max_completion_tokens' is out of range.",
-                reason=f"It is {self.max_completion_tokens}; a reply needs at least 1 token.",
+                "The model parameter 'max_tokens' is out of range.",
+                reason=f"It is {self.max_tokens}; a reply needs at least 1 token.",
                 suggestion="Set a positive number of tokens, or leave it unset.",
             )
         if len(self.stop) > 4:
@@ -129,20 +130,24 @@ class ChatCompletionsSchema(Schema):
                 )
 
 
+_API_NAMES = {"max_tokens": "max_completion_tokens"}
+"""Schema fields whose request field has another name in the API."""
+
+
 def model_parameters(schema: ChatCompletionsSchema) -> dict[str, Any]:
     """The schema's model parameters as request fields (unset ones left out)."""
     body: dict[str, Any] = {}
     for name in (
         "temperature",
         "top_p",
-        "max_completion_tokens",
+        "max_tokens",
         "seed",
         "presence_penalty",
         "frequency_penalty",
     ):
         value = getattr(schema, name)
         if value is not None:
-            body[name] = value
+            body[_API_NAMES.get(name, name)] = value
     if schema.stop:
         body["stop"] = list(schema.stop)
     if schema.logit_bias:
@@ -180,7 +185,7 @@ class _PartialCall:
 
 
 _FINISH_NOTICES = {
-    "length": "The reply was cut off at the token limit (max_completion_tokens).",
+    "length": "The reply was cut off at the token limit (max_tokens).",
     "content_filter": "The reply was cut off by the server's content filter.",
 }
 

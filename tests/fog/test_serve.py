@@ -53,7 +53,7 @@ async def test_serve_a_gguf_model_as_a_fog_node(
     config = mdns_config(service_name, ca=directory / "ca" / "ca.crt", token=StaticToken(key))
     platform = FogPlatform(config)
     async with Runner([platform]) as runner:
-        session = runner.session(FogSchema(model="gemma-test", max_completion_tokens=6))
+        session = runner.session(FogSchema(model="gemma-test", max_tokens=6))
         session.context.append_user("Say hello.")
         reply = "".join([piece async for piece in session.generate()])
         assert reply.strip()
@@ -125,7 +125,7 @@ async def test_a_crashed_inference_process_is_unadvertised_and_replaced(
     assert fresh != worker
 
     async with Runner([FogPlatform(config)]) as runner:
-        session = runner.session(FogSchema(model="gemma-test", max_completion_tokens=4))
+        session = runner.session(FogSchema(model="gemma-test", max_tokens=4))
         session.context.append_user("Say hello.")
         assert "".join([piece async for piece in session.generate()]).strip()
     # Ctrl+C ends the node and its inference process.

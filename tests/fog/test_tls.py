@@ -23,7 +23,7 @@ OPENAI_KEY = "sk-openai-secret-must-stay-home-1234"
 
 async def ask(platform: FogPlatform, prompt: str = "Hello fog") -> str:
     async with Runner([platform]) as runner:
-        session = runner.session(FogSchema(model=MODEL, max_completion_tokens=16))
+        session = runner.session(FogSchema(model=MODEL, max_tokens=16))
         session.context.append_user(prompt)
         return "".join([piece async for piece in session.generate()])
 

@@ -113,7 +113,7 @@ async def test_every_model_parameter_is_sent_and_conforms_to_the_spec(
             temperature=0.3,
             top_p=0.9,
             stop=("END", "\n\n"),
-            max_completion_tokens=64,
+            max_tokens=64,
             seed=42,
             presence_penalty=0.5,
             frequency_penalty=-0.5,
@@ -237,7 +237,7 @@ async def test_cut_off_at_the_token_limit_is_reported(
     platform: OpenAIPlatform, openai_server: OpenAITestServer
 ) -> None:
     openai_server.script(Reply(text="A long story that", finish_reason="length"))
-    session = platform.session(OpenAISchema(model="gpt-test", max_completion_tokens=4))
+    session = platform.session(OpenAISchema(model="gpt-test", max_tokens=4))
     session.context.append_user("Tell me a story.")
     events = [event async for event in session.stream()]
     notices = [e.text for e in events if isinstance(e, Notice)]
