@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "key": "key",
     "discover": "discover",
     "fog": "fog",
+    "web": "web",
 }
 
 EXIT_OK = 0

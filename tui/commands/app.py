@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 EXIT_NO_TERMINAL = 2
 
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
+"""The ``TEXTUAL_DRIVER`` that textual-serve sets for the app processes it starts."""
+
 _NOT_A_TERMINAL = (
     (0, "standard input is not a terminal (a pipe, a file or /dev/null): no keys arrive"),
     (1, "standard output is not a terminal (a file or a pipe): there is no screen to draw on"),
@@ -24,6 +27,10 @@ def terminal_problem() -> str | None:
     Without this check ``echo hi | spezichat``, a cron job or ``spezichat > out.txt``
     never ends: the app waits for keys that cannot come, writing escape codes meanwhile.
     """
+    if os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER:
+        # `spezichat web` (textual-serve) runs the app with pipes for its streams and this
+        # driver, which speaks textual-serve's protocol on them: keys and screen are there.
+        return None
     problems = [text for fd, text in _NOT_A_TERMINAL if not os.isatty(fd)]
     if not problems:
         return None
