@@ -12,7 +12,7 @@ import signal
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import BindingType
@@ -27,7 +27,10 @@ from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.settings import Settings, data_dir
 from tui.store import Store
-from tui.wiring import ChatOptions, make_platform, make_schema
+from tui.wiring import ChatOptions, make_platform, make_schema, mcp_manager, offer_tools
+
+if TYPE_CHECKING:
+    from backends.mcp.manager import McpManager
 
 GC_AFTER_REPLY_S = 1.0
 """How long after the last reply the postponed full garbage collection runs."""
@@ -60,6 +63,9 @@ class SpeziChatApp(App[None]):
         self.runner = runner
         self.force_onboarding = force_onboarding
         self.tools = tuple(tools)
+        self._mcp: McpManager | None = None
+        self._mcp_made = False
+        self.mcp_errors_told: set[int] = set()
         self._platforms: dict[str, Platform[Any]] = {}
         self._replies = 0
         """Replies streaming now."""
@@ -265,7 +271,7 @@ class SpeziChatApp(App[None]):
             temperature=_setting_number(general.temperature, "temperature", 0, 2),
             top_p=_setting_number(general.top_p, "top_p", 0, 1),
             max_tokens=None if max_tokens is None else int(max_tokens),
-            tools=self.tools,
+            tools=offer_tools(self.tools, self._mcp),
         )
 
     def platform(self) -> Platform[Any]:
@@ -299,6 +305,8 @@ class SpeziChatApp(App[None]):
         for signum in list(self._signals_before):
             self._give_back_signal(signum)
         await self.runner.aclose()
+        if self._mcp is not None:
+            await self._mcp.aclose()  # ends every MCP server the app started
 
     # Commands ---------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -306,6 +314,26 @@ class SpeziChatApp(App[None]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.settings.ui.keybindings))
+
+    @property
+    def mcp(self) -> McpManager | None:
+        """The MCP tool servers, read from the settings on first use (not at start-up);
+        they start when the first reply needs them."""
+        if not self._mcp_made:
+            self._mcp_made = True
+            self._mcp = mcp_manager(self.settings)
+        return self._mcp
+
+    async def prepare_session(self, session: Session[Any]) -> None:
+        """Before a reply: the MCP servers started and their tools offered."""
+        from tui.screens.mcp import prepare_session
+
+        await prepare_session(self, session)
+
+    def action_mcp_servers(self) -> None:
+        from tui.screens.mcp import McpScreen
+
+        self.push_screen(McpScreen(self.mcp, tuple(tool.name for tool in self.tools)))
 
     def action_local_models(self) -> None:
         from tui.screens.local_models import open_local_models
@@ -318,6 +346,9 @@ class SpeziChatApp(App[None]):
         yield SystemCommand("Theme", "Change the colour theme", self.action_change_theme)
         yield SystemCommand("Quit", "Quit spezichat", self.action_quit)
         yield SystemCommand("Help", "All key bindings and what they do", self.action_help)
+        yield SystemCommand(
+            "MCP servers", "Tool servers: state, tools, restart, disable", self.action_mcp_servers
+        )
         from tui.screens.chat import ChatScreen
 
         if isinstance(screen, ChatScreen):

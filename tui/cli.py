@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "discover": "discover",
     "fog": "fog",
     "web": "web",
+    "mcp": "mcp",
 }
 
 EXIT_OK = 0

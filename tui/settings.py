@@ -159,6 +159,19 @@ class UISettings:
     """Folder for exported conversations; empty means "exports" in the data directory."""
 
 
+McpValue = str | bool | int | float | list[str] | dict[str, str]
+"""A value in an ``[mcp.servers.NAME]`` table (checked per server by backends.mcp.config)."""
+
+
+@dataclass
+class McpSettings:
+    servers: dict[str, dict[str, McpValue]] = field(default_factory=dict)
+    """MCP tool servers, one [mcp.servers.NAME] table each: command, args, env (stdio) or
+    url, headers (streamable HTTP); enabled, timeout (seconds to start) and approve ("ask"
+    or "always"). ${VAR} in args, env, url and headers reads the environment. Their tools
+    are offered as NAME__tool; `spezichat mcp import FILE` adds another client's servers."""
+
+
 @dataclass
 class Settings:
     general: GeneralSettings = field(default_factory=GeneralSettings)
@@ -166,6 +179,7 @@ class Settings:
     fog: FogSettings = field(default_factory=FogSettings)
     local: LocalSettings = field(default_factory=LocalSettings)
     ui: UISettings = field(default_factory=UISettings)
+    mcp: McpSettings = field(default_factory=McpSettings)
     notice: ConfigurationError | None = field(default=None, init=False, repr=False, compare=False)
     """What was wrong in the file when it was read (wrong types, unknown keys), or None."""
     _baseline: settings_io.Snapshot | None = field(

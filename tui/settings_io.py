@@ -284,7 +284,23 @@ def _write(document: Any, name: str, key: str, value: Any, kind: Any) -> None:
         if key in table:
             del table[key]
         return
+    current = table.get(key)
+    if isinstance(current, dict) and isinstance(value, dict):
+        _merge(current, _plain(value, kind))  # keeps the comments of what stays
+        return
     table[key] = _plain(value, kind)
+
+
+def _merge(table: Any, value: dict[Any, Any]) -> None:
+    """Make the tomlkit ``table`` hold ``value``, touching only the entries that differ."""
+    for key in [key for key in table if key not in value]:
+        del table[key]
+    for key, item in value.items():
+        current = table.get(key)
+        if isinstance(current, dict) and isinstance(item, dict):
+            _merge(current, item)
+        elif key not in table or current != item:
+            table[key] = item
 
 
 def _plain(value: Any, kind: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from backends.errors import LLMError
@@ -37,8 +37,15 @@ def add_parser(subparsers: Any) -> None:
         metavar="PROMPT",
         help="system prompt (repeatable; default: the configured one)",
     )
-    parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, help="longest reply in tokens")
+    parser.add_argument(
+        "--temperature", type=float, help="sampling temperature (default: the configured one)"
+    )
+    parser.add_argument(
+        "--top-p", type=float, help="nucleus sampling mass, 0 to 1 (default: the configured one)"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, help="longest reply in tokens (default: the configured one)"
+    )
     parser.add_argument(
         "--max-time",
         type=_seconds,
@@ -64,9 +71,24 @@ def add_parser(subparsers: Any) -> None:
         help="run tool calls without asking (without a terminal and without this flag, "
         "tool calls are refused and the model is told so)",
     )
+    parser.add_argument(
+        "--mcp",
+        action="append",
+        metavar="NAME",
+        help="use this MCP server of [mcp.servers] (repeatable; default: every enabled one)",
+    )
+    parser.add_argument("--no-mcp", action="store_true", help="use no MCP server for this prompt")
     from tui.commands.discover import add_client_options
 
     add_client_options(parser)
+
+
+T = TypeVar("T")
+
+
+def _given(flag: T | None, configured: T | None) -> T | None:
+    """The command-line value when given, else the configured one."""
+    return flag if flag is not None else configured
 
 
 def _seconds(text: str) -> float:
@@ -161,7 +183,15 @@ def run(args: argparse.Namespace) -> int:
 
     import asyncio
 
-    from tui.wiring import ChatOptions
+    from backends.untrusted import one_line
+    from tui.wiring import BACKENDS, ChatOptions
+
+    if args.backend is not None and args.backend not in BACKENDS:
+        return usage_error(
+            "ask",
+            f"argument -b/--backend: unknown backend '{one_line(args.backend)[:80]}' "
+            f"(choose from {', '.join(BACKENDS)})",
+        )
 
     tools: tuple[Any, ...] = ()
     if args.tools:
@@ -172,18 +202,35 @@ def run(args: argparse.Namespace) -> int:
         except LLMError as error:
             return fail(error)
 
+    from tui.wiring import mcp_manager
+
+    mcp = None if args.no_mcp else mcp_manager(settings)
+    if args.mcp:
+        if args.no_mcp:
+            return usage_error("ask", "--mcp and --no-mcp exclude each other")
+        known = mcp.names() if mcp is not None else []
+        unknown = [name for name in args.mcp if name not in known]
+        if unknown:
+            listed = ", ".join(known) or "none"
+            return usage_error(
+                "ask", f"no MCP server named {', '.join(unknown)} (configured: {listed})"
+            )
+
     # Before onboarding, the offline starter model answers: real, with no account and no
     # network (the mock model would only pretend).
     backend = args.backend or settings.general.backend or "local"
     if args.chat_format and backend != "local":
         return usage_error("ask", "--chat-format applies to the local backend only")
     system = tuple(args.system) if args.system else (settings.general.system_prompt,)
+    general = settings.general
+    # Sampling as the app sends it: the configured values, each overridden by its flag.
     options = ChatOptions(
         backend=backend,
-        model=args.model or (settings.general.model if backend == settings.general.backend else ""),
+        model=args.model or (general.model if backend == general.backend else ""),
         system_prompts=tuple(s for s in system if s),
-        temperature=args.temperature if args.temperature is not None else None,
-        max_tokens=args.max_tokens,
+        temperature=_given(args.temperature, general.temperature),
+        top_p=_given(args.top_p, general.top_p),
+        max_tokens=_given(args.max_tokens, general.max_tokens),
         tools=tools,
         chat_format=args.chat_format or "",
     )
@@ -198,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
                 approve_tools=args.approve_tools,
                 overrides=client_overrides(args),
                 max_time=args.max_time,
+                mcp=mcp,
+                mcp_names=args.mcp,
             )
         )
     except LLMError as error:
@@ -212,6 +261,8 @@ async def _ask(
     approve_tools: bool = False,
     overrides: dict[str, Any] | None = None,
     max_time: float | None = None,
+    mcp: Any = None,
+    mcp_names: list[str] | None = None,
 ) -> int:
     import asyncio
     from contextlib import aclosing
@@ -241,11 +292,13 @@ async def _ask(
 
     timer = None if max_time is None else asyncio.get_running_loop().call_later(max_time, expire)
     try:
+        if mcp is not None:
+            options = await _with_mcp_tools(options, mcp, mcp_names)
         schema = make_schema(options, settings)
         platform = make_platform(options.backend, settings, overrides=overrides)
         async with Runner([platform]) as runner:
             session = runner.session(schema)
-            session.approver = _tool_approver(approve_tools)
+            session.approver = _mcp_policy(session, approve_tools)
             session.context.append_user(prompt)
             async with aclosing(session.stream()) as events:
                 async for event in events:
@@ -270,9 +323,37 @@ async def _ask(
     finally:
         if timer is not None:
             timer.cancel()
+        if mcp is not None:
+            await mcp.aclose()  # ends every server this command started
     if tty and not last.endswith("\n"):
         _write(out, "\n", arrived)
     return 0
+
+
+async def _with_mcp_tools(options: Any, mcp: Any, names: list[str] | None) -> Any:
+    """Start the chosen MCP servers, wait for them, warn about those that failed (the
+    reply goes on without them) and add their tools to ``options``."""
+    import dataclasses
+
+    from tui.commands.common import warn
+    from tui.wiring import offer_tools
+
+    mcp.start(names)
+    await mcp.wait()
+    chosen = set(names) if names else None
+    for info in mcp.servers():
+        if info.error is not None and (chosen is None or info.name in chosen):
+            warn(info.error)
+    return dataclasses.replace(options, tools=offer_tools(options.tools, mcp))
+
+
+def _mcp_policy(session: Any, approve_tools: bool) -> Any:
+    """The terminal approver; calls of ``approve = "always"`` MCP servers run unasked."""
+    from backends.mcp.tools import approver_with_policy
+
+    return approver_with_policy(
+        lambda: session.schema.functions, _tool_approver(approve_tools), _tool_approver(True)
+    )
 
 
 def _stdout_closed() -> LLMError:
