@@ -33,6 +33,8 @@ class Key:
     show: bool = True
     priority: bool = False
     display: str | None = None
+    short: str | None = None
+    """The footer's label, where ``description`` would crowd it (the help lists both)."""
 
     @property
     def scope(self) -> str:
@@ -55,16 +57,23 @@ KEYS: tuple[Key, ...] = (
     Key("app.quit", "ctrl+q", "app.quit", "Quit", priority=True),
     Key("app.help", "f1", "app.help", "Help"),
     Key("app.palette", "ctrl+p", "app.command_palette", "Commands", show=False, priority=True),
-    Key("chat.stop", "escape", "stop", "Stop reply", priority=False),
+    # The chat screen's footer shows its keys in this order, as many as fit.
+    Key("chat.stop", "escape", "stop", "Stop reply", priority=False, short="Stop"),
     Key("chat.new", "ctrl+n", "new_chat", "New"),
+    Key("chat.search", "ctrl+f", "search", "Search", short="Find"),
+    Key("chat.messages", "ctrl+up,alt+up", "focus_messages", "Select message", short="Select"),
+    Key("chat.conversations", "ctrl+l", "focus_sidebar", "Conversation list", short="Chats"),
+    Key(
+        "chat.sidebar",
+        "ctrl+b",
+        "toggle_sidebar",
+        "Show or hide the conversation list",
+        short="List",
+    ),
+    Key("chat.model", "f3", "switch_model", "Model"),
     Key("chat.retry", "ctrl+r", "retry", "Retry"),
-    Key("chat.sidebar", "ctrl+b", "toggle_sidebar", "Sidebar", show=False),
-    Key("chat.search", "ctrl+f", "search", "Search"),
     Key("chat.export", "ctrl+s", "export", "Export"),
     Key("chat.settings", "f2", "settings", "Settings"),
-    Key("chat.model", "f3", "switch_model", "Model", show=False),
-    Key("chat.messages", "ctrl+up,alt+up", "focus_messages", "Select message", show=False),
-    Key("chat.conversations", "ctrl+l", "focus_sidebar", "Conversation list", show=False),
     Key("prompt.send", "enter", "send", "Send", show=False, priority=True),
     Key(
         "prompt.newline",
@@ -75,11 +84,29 @@ KEYS: tuple[Key, ...] = (
         priority=True,
         display="shift+⏎",
     ),
+    # Bound on the chat screen, ahead of the prompt's own PageUp/PageDown (which would
+    # only move its cursor): while the prompt has the focus they scroll the conversation.
+    Key(
+        "prompt.page_up",
+        "pageup",
+        "page_messages(-1)",
+        "Scroll the conversation up",
+        show=False,
+        priority=True,
+    ),
+    Key(
+        "prompt.page_down",
+        "pagedown",
+        "page_messages(1)",
+        "Scroll the conversation down",
+        show=False,
+        priority=True,
+    ),
     Key("message.copy", "c", "copy", "Copy"),
-    Key("message.copy_code", "b", "copy_code", "Copy code"),
+    Key("message.copy_code", "b", "copy_code", "Copy code", short="Code"),
     Key("message.previous", "up,k", "previous", "Previous", show=False),
     Key("message.next", "down,j", "next", "Next", show=False),
-    Key("message.prompt", "escape,i", "prompt", "Back to prompt"),
+    Key("message.prompt", "escape,i", "prompt", "Back to prompt", short="Back"),
     Key("sidebar.rename", "r", "rename", "Rename"),
     Key("sidebar.delete", "d,delete", "delete", "Delete"),
     Key("sidebar.prompt", "escape", "prompt", "Back to prompt", show=False),
@@ -103,8 +130,9 @@ def binding(binding_id: str) -> Binding:
     return Binding(
         key.keys,
         key.action,
-        key.description,
+        key.short or key.description,
         show=key.show,
+        tooltip=key.description if key.short else "",
         priority=key.priority,
         key_display=key.display,
         id=key.id,
@@ -128,6 +156,19 @@ def check_keymap(keymap: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
         else:
             usable[binding_id] = keys.replace(" ", "")
     return usable, problems
+
+
+_KEY_NAMES = {"ctrl": "Ctrl", "alt": "Alt", "shift": "Shift", "escape": "Esc", "enter": "Enter"}
+
+
+def key_label(binding_id: str, keymap: Mapping[str, str] | None = None) -> str:
+    """The first key of ``binding_id`` (after ``keymap``) as people write it: "Ctrl+P"."""
+    keys = (keymap or {}).get(binding_id, _BY_ID[binding_id].keys)
+    parts = keys.split(",")[0].split("+")
+    return "+".join(
+        _KEY_NAMES.get(part, part.upper() if re.fullmatch(r".|f\d+", part) else part.capitalize())
+        for part in parts
+    )
 
 
 def effective_keys(keymap: Mapping[str, str]) -> list[tuple[Key, str]]:

@@ -101,11 +101,11 @@ class SSEReader:
                 texts.append(event)
                 continue
             if texts:
-                merged.append(TextDelta("".join(texts)))
+                merged.append(TextDelta("".join(texts), len(texts)))
                 texts = []
             merged.append(event)
         if texts:
-            merged.append(TextDelta("".join(texts)))
+            merged.append(TextDelta("".join(texts), len(texts)))
         return merged
 
     async def run(self) -> None:

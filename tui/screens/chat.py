@@ -20,15 +20,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Static
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker
 
 from backends.context import Context, ContextEntry, Role, ToolCall
 from backends.errors import LLMError
-from backends.session import LLMState, Session
+from backends.session import Session
+from backends.state import LLMState
 from backends.untrusted import one_line, printable
 from tui import keymap
 from tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TextDialog, ToolApprovalDialog
@@ -44,6 +46,7 @@ from tui.store_writer import (
     WritesResumed,
     Written,
 )
+from tui.widgets.footer import KeyFooter
 from tui.widgets.messages import ChatItem, ErrorItem, MessageLog, NoticeItem, UserMessage
 from tui.widgets.prompt import PromptInput
 from tui.widgets.sidebar import ConversationList
@@ -68,17 +71,20 @@ PROMPT_PLACEHOLDER = "Message · Enter: send · Ctrl+J: new line"
 class ChatScreen(Screen[None]):
     """Where conversations happen."""
 
+    # In the footer's order (the keys that fit are shown: see tui.widgets.footer).
     BINDINGS: ClassVar[list[BindingType]] = keymap.bindings(
         "chat.stop",
         "chat.new",
-        "chat.retry",
-        "chat.sidebar",
         "chat.search",
-        "chat.export",
-        "chat.settings",
-        "chat.model",
         "chat.messages",
         "chat.conversations",
+        "chat.sidebar",
+        "chat.model",
+        "chat.retry",
+        "chat.export",
+        "chat.settings",
+        "prompt.page_up",
+        "prompt.page_down",
     )
 
     @dataclass
@@ -106,6 +112,7 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="main"):
             yield ConversationList(id="sidebar", compact=True)
             with Vertical(id="chat"):
+                yield Static(id="conversation-title")
                 yield MessageLog(id="messages")
                 yield PromptInput(id="prompt", placeholder=PROMPT_PLACEHOLDER)
                 yield StatusBar(id="status")
@@ -146,12 +153,14 @@ class ChatScreen(Screen[None]):
         self.writer  # noqa: B018 - the writer's thread starts with the screen
         self._sidebar_wanted = self.chat_app.settings.ui.show_sidebar
         self._layout_sidebar()
+        self.status.follow(self.chat_app.runner)
         self.apply_settings()
         latest = self._conversations()
         if latest:
             await self.open_conversation(latest[0].id)
         else:
             self.refresh_sidebar()
+            self._show_title(None)
         notice = self.chat_app.store.recovery_notice
         if notice is not None:
             # Besides the toast: in the conversation, where it stays until another is opened.
@@ -159,7 +168,7 @@ class ChatScreen(Screen[None]):
         self.prompt.focus()
         # The footer rebuilds its keys whenever the focus changes, as it does while the
         # screen starts: mounted once the screen is up, it is built once (50 ms sooner).
-        self.call_after_refresh(self.mount, Footer(compact=True))
+        self.call_after_refresh(self.mount, KeyFooter())
 
     # Sessions -------------------------------------------------------------------------------
     def apply_settings(self) -> None:
@@ -188,6 +197,7 @@ class ChatScreen(Screen[None]):
         except LLMError as error:
             self.session = None
             self.status.state = "error"
+            self.status.clear_figures()
             self.call_after_refresh(self._show_error, error)
             return None
         session.approver = self._approve
@@ -255,7 +265,8 @@ class ChatScreen(Screen[None]):
         if damage is not None:
             await self.log_view.add(ErrorItem(damage))
         self.refresh_sidebar()
-        self.sub_title = one_line(conversation.title)
+        self._show_title(conversation.title)
+        self.status.clear_figures()
         return True
 
     async def action_new_chat(self) -> None:
@@ -266,8 +277,22 @@ class ChatScreen(Screen[None]):
         self._new_session(None)
         await self.log_view.clear()
         self.refresh_sidebar()
-        self.sub_title = ""
+        self._show_title(None)
+        self.status.clear_figures()
         self.prompt.focus()
+
+    def _show_title(self, title: str | None) -> None:
+        """Name the open conversation (``None``: a new one, with a hint how to start)."""
+        self.sub_title = one_line(title or "")
+        shown = one_line(title) if title is not None else "New conversation"
+        self.query_one("#conversation-title", Static).update(Content(shown))
+        if title is None and not self.log_view.items():
+            from tui.widgets.messages import empty_hint
+
+            remapped, _problems = keymap.check_keymap(self.chat_app.settings.ui.keybindings)
+            self.log_view.show_hint(empty_hint(lambda key: keymap.key_label(key, remapped)))
+        else:
+            self.log_view.hide_hint()
 
     @on(ConversationList.Open)
     async def _open_from_sidebar(self, event: ConversationList.Open) -> None:
@@ -289,7 +314,7 @@ class ChatScreen(Screen[None]):
             self.writer.rename(event.conversation_id, title)
             if self.conversation is not None and self.conversation.id == event.conversation_id:
                 self.conversation = replace(self.conversation, title=title)
-                self.sub_title = one_line(title)
+                self._show_title(title)
             self.refresh_sidebar()
 
         self.app.push_screen(TextDialog("Rename the conversation", conversation.title), rename)
@@ -342,7 +367,7 @@ class ChatScreen(Screen[None]):
                 title_from_text(event.text), general.backend, general.model
             )
             self.writer.create(self.conversation, list(session.context))
-            self.sub_title = one_line(self.conversation.title)
+            self._show_title(self.conversation.title)
         entry = session.context.append_user(event.prompt.take_text())
         self._save(entry)
         # The message takes its place in the log now; the request need not wait for it
@@ -397,7 +422,7 @@ class ChatScreen(Screen[None]):
         if current is None or current.id != event.source_id:
             return  # another conversation's late writes; the sidebar shows the copy
         self.conversation = event.fork
-        self.sub_title = one_line(event.fork.title)
+        self._show_title(event.fork.title)
         if isinstance(event.error, ConversationChangedError):
             text = (
                 f"{event.error.description} {event.error.reason} So that the two windows' "
@@ -436,12 +461,13 @@ class ChatScreen(Screen[None]):
         error: LLMError | None = None
         with self.chat_app.no_full_collections():
             try:
+                await self.chat_app.prepare_session(session)  # MCP servers and their tools
                 async for event in session.stream():
                     await turn.handle(event)
             except LLMError as exc:
                 error = exc
             finally:
-                await turn.close()
+                await turn.close(stopped=session.cancelled and error is None)
                 self.generating = False
                 self._worker = None
                 # When the app quits mid-reply, the screen's widgets may be gone by now.
@@ -458,7 +484,13 @@ class ChatScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.generating
+        if action == "page_messages":
+            # Elsewhere PageUp and PageDown are the focused widget's own.
+            return self.app.focused is self.prompt
         return True
+
+    def action_page_messages(self, pages: int) -> None:
+        self.log_view.page(pages)
 
     def action_stop(self) -> None:
         if not self.generating or self.session is None:
@@ -491,6 +523,7 @@ class ChatScreen(Screen[None]):
         """Show the list when wanted; below NARROW columns only when asked for there."""
         narrow = self.size.width < NARROW
         self.sidebar.display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
+        self.query_one("#conversation-title").display = not self.sidebar.display
         if not self.sidebar.display and self.sidebar.has_focus:
             self.prompt.focus()
 
@@ -553,7 +586,9 @@ class ChatScreen(Screen[None]):
         elsewhere = self.conversation is None or self.conversation.id != hit.conversation_id
         if elsewhere and (self._busy() or not await self.open_conversation(hit.conversation_id)):
             return
-        if await self.log_view.reveal(hit.entry_id) is None:
+        from tui.screens.search import match_finder
+
+        if await self.log_view.reveal(hit.entry_id, match=match_finder(hit.snippet)) is None:
             self.notify("That message is no longer in the conversation.", severity="warning")
 
     async def action_export(self) -> None:

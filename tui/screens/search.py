@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -32,6 +33,37 @@ def snippet_content(snippet: str) -> Content:
         parts.append((piece, "bold $accent") if inside else piece)
         inside = not inside
     return Content.assemble(*parts)
+
+
+def match_offset(text: str, snippet: str) -> int | None:
+    """Where in ``text`` the first match that ``snippet`` marks starts (``None``: unknown).
+
+    The snippet is a piece of the text with the matches marked and "…" where it was
+    cut; the piece is found in the text, else the first matched word (any case).
+    """
+    if MARK[0] not in snippet:
+        return None
+    plain = snippet.replace(MARK[0], "").replace(MARK[1], "")
+    before = len(snippet.split(MARK[0], 1)[0].replace(MARK[1], ""))
+    tries = [(plain, before)]
+    if plain.startswith("…"):
+        tries.insert(0, (plain[1:], before - 1))
+    for piece, at in list(tries):
+        if piece.endswith("…"):
+            tries.insert(0, (piece[:-1], at))
+    for piece, at in tries:
+        position = text.find(piece) if piece else -1
+        if position >= 0:
+            return position + at
+    word = snippet.split(MARK[0], 1)[1].split(MARK[1], 1)[0]
+    position = text.lower().find(word.lower()) if word else -1
+    return position if position >= 0 else None
+
+
+def match_finder(snippet: str) -> Callable[[str], int | None]:
+    """:func:`match_offset` for ``snippet`` in a text as drawn (control characters shown)."""
+    shown = printable(snippet)
+    return lambda text: match_offset(text, shown)
 
 
 class SearchScreen(ModalScreen["SearchHit | None"]):

@@ -65,12 +65,14 @@ class Turn:
         self.view: AssistantMessage | None = None
         self.tools: dict[str, ToolCallItem] = {}
         self.pieces = 0
+        """Pieces of the stream so far (about one token each), for the figures of a stop."""
         self.first: float | None = None
         self.usage: Usage | None = None
+        status.clear_figures()  # the last reply's figures are not this one's
 
     async def handle(self, event: Event) -> None:
         if isinstance(event, TextDelta):
-            await self._text(event.text)
+            await self._text(event.text, event.chunks)
         elif isinstance(event, ToolCallRequested):
             owner = _entry_with_call(self.context, event.call.id)
             if self.view is not None:
@@ -91,12 +93,12 @@ class Turn:
         elif isinstance(event, Notice):
             await self.log.add(NoticeItem(event.text))
 
-    async def _text(self, text: str) -> None:
+    async def _text(self, text: str, chunks: int) -> None:
         if self.view is None:
             self.view = AssistantMessage(speaker=self.speaker)
             await self.log.add(self.view)
         self.first = self.first or time.monotonic()
-        self.pieces += 1
+        self.pieces += chunks
         await self.view.write(text)
         streaming = self.context.streaming_entry()
         if streaming is not None:
@@ -120,13 +122,28 @@ class Turn:
             self.writer.save(self.conversation, self.context, entry)
             self.saved.add(entry.id)
 
-    async def close(self) -> None:
-        """The reply ended, stopped or failed: save first, then draw the final state."""
+    async def close(self, *, stopped: bool = False) -> None:
+        """The reply ended, stopped or failed: save first, then draw the final state.
+
+        Stopped before anything came, the reply is an empty one marked stopped, shown
+        and stored as such (the user's message is not left without an answer).
+        """
+        empty = None
+        if stopped and not self._answered():
+            empty = self.context.append_assistant("")
+            self.context.mark_interrupted("stopped")
         self.persist()
+        if empty is not None:
+            await self.log.add(AssistantMessage(empty, speaker=self.speaker))
         if self.view is not None:
             entry = next((e for e in self.context if e.id == self.view.entry_id), None)
             await self.view.finish(entry)
         self._report_speed()
+
+    def _answered(self) -> bool:
+        """Whether anything follows the user's message in the context."""
+        ids = [entry.id for entry in self.context]
+        return self.user_id not in ids or ids[-1] != self.user_id
 
     def _report_speed(self) -> None:
         if self.first is None:

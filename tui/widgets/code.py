@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from textual.cache import LRUCache
@@ -29,9 +30,14 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.style import Style
 from textual.visual import Visual
-from textual.widgets.markdown import MarkdownFence
+from textual.widget import Widget
+from textual.widgets.markdown import Markdown, MarkdownFence
 
+from backends.untrusted import one_line
 from tui.widgets.segments import closes, fence_of
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 BOX_LINES = 1_000
 """A code block of more lines than this scrolls inside a box."""
@@ -45,6 +51,9 @@ KEPT_CHUNKS = 8
 KEPT_LINES = 256
 """...and lines drawn (what the screen shows of it; these depend on the colours around)."""
 
+LABEL_CHARS = 30
+"""The longest language name shown above a code block."""
+
 
 class QuickFence(MarkdownFence):
     """A code block that never makes Pygments search for its language.
@@ -54,12 +63,34 @@ class QuickFence(MarkdownFence):
     language Pygments does not know makes it scan the installed packages for plugins
     (0.4 s here). While a reply streams that would happen on every update of the block.
     Such blocks are shown as plain text instead.
+
+    The block's language, as the reply names it, labels the block (its border title).
     """
+
+    def __init__(self, markdown: Markdown, token: Token, code: str) -> None:
+        super().__init__(markdown, token, code)
+        label_language(self, self.lexer)
+
+    def set_content(self, content: Content) -> None:
+        # Called when a streaming update reuses this block for the next version of it.
+        super().set_content(content)
+        label_language(self, self.lexer)
 
     @classmethod
     def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
         name = language.split()[0].lower() if language.strip() else ""
         return super().highlight(code, name if name in _known_languages() else "text", ansi, dark)
+
+
+def label_language(block: Widget, info: str) -> None:
+    """Name the language of a code block (its info string's first word) in its top border.
+
+    The name is the model's text: shown as plain text, never as markup.
+    """
+    words = info.split()
+    name = one_line(words[0])[:LABEL_CHARS] if words else ""
+    block.set_class(bool(name), "-labelled")
+    block.border_title = Content(name) if name else None
 
 
 def prepare_lexers(languages: Iterable[str]) -> list[str]:
@@ -210,6 +241,7 @@ class CodeBlock(ScrollView):
             opener = lines.pop(0)
             self._fence = fence_of(opener) or self._fence
             self.language = opener.strip().lstrip(self._fence[0])
+            label_language(self, self.language)
         if lines and closes(self._fence, lines[-1]):
             lines.pop()  # a closing line only ever ends the last part
         return lines
@@ -239,6 +271,17 @@ class CodeBlock(ScrollView):
         if following:
             self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
         self.refresh()
+
+    def show_line(self, index: int) -> int:
+        """Bring line ``index`` of the code into view in the box (if boxed); returns the
+        row, from the top of the block, that shows it."""
+        index = max(0, min(index, self.line_count - 1))
+        top = self.content_region.y - self.region.y  # the label and padding above the code
+        if not self.has_class("-boxed"):
+            return top + index
+        y = max(0, min(index - self.scrollable_content_region.height // 3, self.max_scroll_y))
+        self.scroll_to(y=y, animate=False, immediate=True)
+        return top + index - y
 
     def release(self) -> None:
         """Forget the highlighted lines (the block is far from the screen)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,6 +32,7 @@ from backends.context import ContextEntry, Role, ToolCall
 from backends.errors import LLMError
 from backends.untrusted import one_line, printable
 from tui import keymap
+from tui.widgets.find import locate
 from tui.widgets.reply import ReplyBody
 from tui.widgets.segments import estimate_rows
 
@@ -174,7 +176,7 @@ class AssistantMessage(ChatItem):
         self.speaker = speaker
         self._eager = eager
         self.text = entry.content if entry else ""
-        self._complete = entry.complete if entry else False
+        self._complete = entry.complete if entry else True  # a new reply: see finish()
         self._finish_reason = entry.finish_reason if entry else None
         self._pieces: list[str] = []
         self._body: ReplyBody | None = None
@@ -185,7 +187,7 @@ class AssistantMessage(ChatItem):
         yield Static(classes="marker")
 
     def on_mount(self) -> None:
-        if self.text and not self._complete:
+        if not self._complete:  # empty too: stopped before its first word
             self.mark(self._finish_reason)
 
     @property
@@ -307,6 +309,15 @@ class NoticeItem(ChatItem):
         return self.text
 
 
+def empty_hint(key: Callable[[str], str]) -> Content:
+    """What an empty conversation shows; ``key`` names the key of a binding id."""
+    return Content.assemble(
+        ("A new conversation: type below, Enter sends.", "bold"),
+        f"\n{key('app.help')} keys · {key('app.palette')} commands · {key('chat.model')} model",
+        f" · {key('chat.conversations')} earlier chats",
+    )
+
+
 class MessageLog(VerticalScroll):
     """The scrolling conversation; follows the bottom unless the user scrolled up."""
 
@@ -410,8 +421,13 @@ class MessageLog(VerticalScroll):
             widgets.insert(0, self._earlier_button())
         await self.mount_all(widgets, before=0) if self.children else await self.mount_all(widgets)
 
-    async def reveal(self, entry_id: str) -> ChatItem | None:
-        """Make the item of ``entry_id`` visible, select it and return it."""
+    async def reveal(
+        self, entry_id: str, *, match: Callable[[str], int | None] | None = None
+    ) -> ChatItem | None:
+        """Make the item of ``entry_id`` visible, select it and return it.
+
+        ``match`` finds the place to show in a reply's text (the reply's start otherwise).
+        """
         item = self.item_for(entry_id)
         if item is None and any(e.id == entry_id for e in self.hidden_entries):
             await self.show_earlier(until=entry_id)
@@ -422,7 +438,47 @@ class MessageLog(VerticalScroll):
             self.scroll_to_widget(item, top=True, animate=False)
             item.add_class("found")
             self.set_timer(2.0, lambda: item.remove_class("found"))
+            offset = (
+                match(item.body.source) if match and isinstance(item, AssistantMessage) else None
+            )
+            if isinstance(item, AssistantMessage) and offset is not None:
+                await self.show_offset(item, offset)
         return item
+
+    async def show_offset(self, item: AssistantMessage, offset: int) -> bool:
+        """Scroll so that character ``offset`` of the reply ``item`` is in view.
+
+        The reply builds the part that holds it; parts built around it may change
+        height, so the position is checked again after each frame (a few times).
+        """
+        shown = False
+        for attempt in range(4):
+            found = await locate(item.body, offset)
+            if found is None:
+                return False
+            widget, row = found
+            view = self.scrollable_content_region
+            top = round(self.scroll_y)
+            y = widget.region.y - view.y + top + row
+            shown = top <= y < top + view.height
+            if shown and attempt:
+                break
+            self.scroll_to(y=max(0, y - view.height // 3), animate=False, immediate=True)
+            await _next_frame(self)
+        return shown
+
+    def page(self, pages: int) -> None:
+        """Scroll by ``pages`` screens (down; up when negative)."""
+        height = self.scrollable_content_region.height
+        self.scroll_to(y=self.scroll_y + pages * height, animate=False)
+
+    def show_hint(self, hint: Content) -> None:
+        """Show ``hint`` in an empty conversation (until :meth:`hide_hint` or a clear)."""
+        self.hide_hint()
+        self.mount(Static(hint, id="empty-hint"))
+
+    def hide_hint(self) -> None:
+        self.query("#empty-hint").remove()
 
     async def remove_after(self, entry_id: str) -> None:
         """Remove every item after the one showing ``entry_id`` (the reply, for retry)."""
@@ -438,6 +494,13 @@ class MessageLog(VerticalScroll):
         if event.button.id == "earlier":
             event.stop()
             self.post_message(self.LoadEarlier())
+
+
+async def _next_frame(widget: Widget) -> None:
+    """Wait until ``widget``'s screen has been laid out and drawn once more."""
+    drawn = asyncio.Event()
+    widget.call_after_refresh(drawn.set)
+    await drawn.wait()
 
 
 def render_entries(

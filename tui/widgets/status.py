@@ -13,7 +13,7 @@ from backends.untrusted import one_line
 
 if TYPE_CHECKING:
     from backends.runner import Runner
-    from backends.session import PlatformState
+    from backends.state import PlatformState
 
 STATE_STYLES = {
     "loading": "$warning",
