@@ -8,6 +8,18 @@ happened (``reason``) and what to do about it (``suggestion``). Platforms subcla
 from __future__ import annotations
 
 
+def sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (or its own ``!``, ``?``, ``…``).
+
+    For composed messages that end in text from elsewhere (an exception's message, a
+    server's words), which may or may not end with a period already.
+    """
+    text = text.rstrip()
+    while text.endswith(".") and not text.endswith("..."):
+        text = text[:-1].rstrip()
+    return text + ("" if text.endswith(("!", "?", "…", "...")) else ".")
+
+
 class LLMError(Exception):
     """Base class of every error raised by the backend layer."""
 
@@ -86,8 +98,14 @@ class ToolLoopError(LLMError):
     """The model kept calling tools beyond the allowed number of rounds."""
 
     description = "The model called tools too many times in a row."
-    reason = "The tool-calling loop reached its round limit without a final answer."
-    suggestion = "Rephrase the request, or raise the tool round limit in the settings."
+    reason = (
+        "The model kept asking for function calls and reached the limit of rounds in a "
+        "row without giving a final answer."
+    )
+    suggestion = (
+        "Rephrase the request so that it needs fewer steps, and check that the tools "
+        "answer what the model asks (a function that keeps failing is called again)."
+    )
 
 
 class InvalidSecretError(ConfigurationError):

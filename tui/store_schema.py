@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 from backends.context import ContextEntry
-from backends.errors import LLMError
+from backends.errors import LLMError, sentence
 
 BUSY_TIMEOUT_S = 10.0
 """How long a write waits for another process's write to finish before giving up."""
@@ -37,6 +39,13 @@ class ConversationNotFoundError(StoreError):
     description = "That conversation does not exist."
     reason = "No stored conversation has this id; it may have been deleted in another window."
     suggestion = "Pick a conversation from the list (`spezichat history list`) or start a new one."
+
+
+LIST_IDS = (
+    "Check the id: `spezichat history list` shows the stored conversations with their ids "
+    "(any unique beginning of an id will do)."
+)
+"""What to do about an id that names no conversation (typed on the command line)."""
 
 
 class HistoryRecovered(StoreError):
@@ -227,10 +236,62 @@ def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return any(text in str(exc) for text in _CORRUPT_MESSAGES)  # pragma: no cover - 3.10
 
 
-def translate_error(exc: sqlite3.Error, path: Path) -> StoreError:
-    """Turn a SQLite error into a :class:`StoreError` that says what to do."""
+def _disk_full(path: Path) -> bool:
+    """Whether the disk holding ``path`` has (next to) no room left."""
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def _permission_problem(path: Path) -> str | None:
+    """Why this user may not open ``path`` (or create it), if permissions are the cause."""
+    try:
+        with open(path, "r+b"):
+            pass
+    except PermissionError as exc:
+        return f"You may not read and write {path}: {exc.strerror or exc}."
+    except FileNotFoundError:
+        folder = path.parent
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            return f"You may not create files in {folder}, where the history is kept."
+    except OSError:
+        return None
+    return None
+
+
+def translate_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> StoreError:
+    """Turn a SQLite error into a :class:`StoreError` that says what to do.
+
+    ``opening``: the error came while opening the database (as every command that only
+    reads does), so nothing was being saved.
+    """
     text = str(exc)
     code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if opening and (code == 14 or "unable to open" in text):  # SQLITE_CANTOPEN
+        denied = _permission_problem(path)
+        if denied is not None:
+            return StoreError(
+                "The conversation history cannot be opened: permission denied.",
+                reason=denied,
+                suggestion=(
+                    f"Check the permissions: you need to read and write {path} and its "
+                    f"folder (for example `chmod u+rw {path}`), or check who owns them."
+                ),
+            )
+    full = code == 13 or "disk is full" in text  # SQLITE_FULL
+    if opening and (full or (code == 10 and _disk_full(path))):  # SQLITE_IOERR
+        return StoreError(
+            "The conversation history could not be opened: the disk is full.",
+            reason=sentence(
+                f"SQLite needs a little room to open {path} (for its journal), and the disk "
+                f"holding it has none left: {text}"
+            ),
+            suggestion=(
+                f"Free some disk space on the disk that holds {path.parent}, then try "
+                "again; the stored conversations are unharmed."
+            ),
+        )
     if code == 5 or "locked" in text:  # SQLITE_BUSY
         return StoreError(
             "The conversation history is busy.",
@@ -240,10 +301,10 @@ def translate_error(exc: sqlite3.Error, path: Path) -> StoreError:
                 "persists, close other spezichat windows or programs using the file."
             ),
         )
-    if code == 13 or "disk is full" in text:  # SQLITE_FULL
+    if full:
         return StoreError(
             "The conversation could not be saved: the disk is full.",
-            reason=f"SQLite could not write to {path}: {text}.",
+            reason=sentence(f"SQLite could not write to {path}: {text}"),
             suggestion=(
                 "Free some disk space: what is on screen is kept and saved, in order, "
                 "as soon as there is room (spezichat retries by itself and with every "
@@ -253,7 +314,7 @@ def translate_error(exc: sqlite3.Error, path: Path) -> StoreError:
     if code == 8 or "readonly" in text:  # SQLITE_READONLY
         return StoreError(
             "The conversation history is read-only.",
-            reason=f"{path} (or its folder) cannot be written: {text}.",
+            reason=sentence(f"{path} (or its folder) cannot be written: {text}"),
             suggestion="Check the permissions of the file and its folder.",
         )
     if isinstance(exc, sqlite3.DatabaseError) and is_corruption(exc):

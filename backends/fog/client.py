@@ -50,7 +50,14 @@ class FogErrorMapper(ErrorMapper):
         self.service = f"the fog node at {url}"
 
     def http_error(
-        self, status: int, info: APIErrorInfo, headers: httpx.Headers, *, model: str | None
+        self,
+        status: int,
+        info: APIErrorInfo,
+        headers: httpx.Headers,
+        *,
+        model: str | None,
+        url: str = "",
+        base_url: str = "",
     ) -> LLMError:
         if 300 <= status < 400:
             return redirect_error(self.url, status, headers.get("location", ""))

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import httpx
 
+from backends.errors import sentence
 from backends.fog.client import probe
 from backends.fog.config import SERVICE_TYPES, FogConfig, is_loopback
 from backends.fog.errors import (
@@ -236,7 +237,7 @@ class FogBrowser:
             await self._close_mdns()
             where = ", ".join(self.config.interfaces) or "all interfaces"
             raise FogDiscoveryError(
-                reason=f"mDNS could not start on {where}: {exc}.",
+                reason=sentence(f"mDNS could not start on {where}: {exc}"),
             ) from exc
 
     async def _close_mdns(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from backends.errors import sentence
 from backends.fog.config import FogConfig, is_loopback
 from backends.fog.errors import (
     CA_HINT,
@@ -123,7 +124,13 @@ def connection_error(exc: BaseException, url: str, config: FogConfig) -> FogErro
             reason=f"{url}: {type(exc).__name__} after {config.request_timeout:g} s.",
             suggestion="Check that the node is running and not overloaded, then retry.",
         )
-    return FogConnectivityError(reason=f"Connecting to {url} failed: {text}.")
+    return FogConnectivityError(reason=sentence(f"Connecting to {url} failed: {text}"))
+
+
+def _validity(detail: str) -> str:
+    if "not yet valid" in detail.lower():
+        return "is not valid yet"
+    return "has expired"
 
 
 def certificate_error(exc: BaseException, url: str, config: FogConfig) -> FogCertificateError:
@@ -138,6 +145,18 @@ def certificate_error(exc: BaseException, url: str, config: FogConfig) -> FogCer
         why = (
             f"The TLS certificate of {url} could not be verified against the root CA "
             f"certificate {config.ca_cert} and host name {config.expected_host}: {detail}."
+        )
+    if "expired" in detail.lower() or "not yet valid" in detail.lower():
+        return FogCertificateError(
+            "No secure connection to the fog node: its TLS certificate is out of date.",
+            reason=f"{why} The node's certificate {_validity(detail)}, going by this "
+            "computer's clock.",
+            suggestion=(
+                "Check this computer's date and time first. If they are right, renew the "
+                "node's certificates: run `spezichat fog init --force` on the node (as "
+                "before, with --dir and --host if you used them), restart the node, and "
+                "copy the new root CA certificate (<dir>/ca/ca.crt) to every client."
+            ),
         )
     if "mismatch" in detail.lower() or "hostname" in detail.lower():
         suggestion = (

@@ -242,7 +242,14 @@ class ChatCompletionsClient:
                 if fresh is not None and fresh != token:
                     token, refreshed = fresh, True
                     continue
-            raise self.errors.http_error(response.status_code, info, response.headers, model=model)
+            raise self.errors.http_error(
+                response.status_code,
+                info,
+                response.headers,
+                model=model,
+                url=self.url(path),
+                base_url=self.base_url,
+            )
 
     async def _whole(self, response: httpx.Response, stop: asyncio.Event | None) -> bytes:
         """The whole body of a successful ``response``, up to the answer size limit."""

@@ -13,11 +13,23 @@ import email.utils
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from backends.errors import ConfigurationError, LLMError
+from backends.errors import ConfigurationError, LLMError, sentence
+from backends.openai.diagnose import (
+    UNKNOWN_PATH,
+    clipped,
+    request_url,
+    safe_url,
+    timeout_reason,
+    verify_failure,
+    wait_text,
+)
 from backends.openai.limits import size_text
+
+BASE_URL_SETTING = "[openai] base_url or OPENAI_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,9 @@ class APIErrorInfo:
     type: str | None = None
     code: str | None = None
     param: str | None = None
+    from_api: bool = False
+    """Whether the body was an API's error object (``{"error": ...}`` or ``{"message":
+    ...}``), not a web server's page or an empty body."""
 
     @classmethod
     def parse(cls, payload: Any, fallback: str = "") -> APIErrorInfo:
@@ -43,11 +58,12 @@ class APIErrorInfo:
                 type=_text(error.get("type")),
                 code=_text(error.get("code")),
                 param=_text(error.get("param")),
+                from_api=True,
             )
         if isinstance(error, str):
-            return cls(message=error)
+            return cls(message=error, from_api=True)
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-            return cls(message=payload["message"], type=_text(payload.get("type")))
+            return cls(message=payload["message"], type=_text(payload.get("type")), from_api=True)
         if isinstance(payload, str) and payload.strip():
             return cls(message=payload.strip()[:500])
         return cls(message=fallback)
@@ -181,10 +197,52 @@ class ResponseTooLargeError(StreamFormatError):
     suggestion = "Check that the base URL points at an OpenAI-compatible API."
 
 
+class BaseURLError(OpenAIError):
+    """A 404 from a path that is not the API: the base URL leads somewhere else."""
+
+    description = "The base URL does not lead to an OpenAI-compatible API."
+    reason = "The server answered HTTP 404: it has nothing at the API's address."
+    suggestion = f"Check the base URL ({BASE_URL_SETTING}), for example https://api.openai.com/v1."
+
+
+class RedirectError(OpenAIError):
+    """The server answered with a redirect (HTTP 3xx), which is never followed."""
+
+    description = "The server answered with a redirect, which spezichat does not follow."
+    reason = "Redirects are not followed, so that the API key never goes to another address."
+    suggestion = f"If the new address is the API, set it as the base URL ({BASE_URL_SETTING})."
+
+
+class CertificateError(OpenAIError):
+    """The server's TLS certificate could not be verified (not a network problem)."""
+
+    description = "No secure connection: the server's TLS certificate could not be verified."
+    reason = "The certificate is not signed by an authority this computer trusts."
+    suggestion = (
+        "If the server uses a private certificate authority (a company proxy, a server of "
+        "your own), set SSL_CERT_FILE to a PEM file holding that authority's certificate; "
+        "otherwise check the base URL and this computer's date and time."
+    )
+
+
 class KeyStorageError(OpenAIError):
     description = "The API key could not be stored."
     reason = "Neither the system keyring nor the key file could be written."
     suggestion = "Check the permissions of the config directory, or use OPENAI_API_KEY instead."
+
+
+def is_wrong_path(status: int, info: APIErrorInfo, *, model: str | None) -> bool:
+    """Whether an error answer means the request went to a path that is not the API.
+
+    A 404 whose body is no API error object (a web server's page, an empty body), or
+    whose message says the URL is unknown, or a 404 for the model list itself. A 404
+    that names a missing model (``model_not_found``) is about the model.
+    """
+    if status != 404 or info.code == "model_not_found":
+        return False
+    if not info.from_api or UNKNOWN_PATH.search(info.message):
+        return True
+    return model is None
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -218,12 +276,24 @@ class ErrorMapper:
     service = "the OpenAI API"
 
     def http_error(
-        self, status: int, info: APIErrorInfo, headers: httpx.Headers, *, model: str | None
+        self,
+        status: int,
+        info: APIErrorInfo,
+        headers: httpx.Headers,
+        *,
+        model: str | None,
+        url: str = "",
+        base_url: str = "",
     ) -> LLMError:
-        """A non-2xx response to any request; ``model`` is set for chat and model requests."""
+        """A non-2xx response to any request; ``model`` is set for chat and model requests,
+        ``url`` is the request's address and ``base_url`` the API's."""
         wait = retry_after(headers)
+        if 300 <= status < 400:
+            return self.redirect(status, url, headers.get("location", ""))
         if status == 401:
             return InvalidAPIKeyError(status=status, info=info)
+        if is_wrong_path(status, info, model=model):
+            return self.wrong_base_url(status, info, url, base_url)
         if status in (403, 404) and model is not None:
             return ModelAccessError(
                 f"The model '{model}' cannot be used with this API key.",
@@ -233,7 +303,9 @@ class ErrorMapper:
         if status == 429:
             if "insufficient_quota" in (info.code, info.type):
                 return InsufficientQuotaError(status=status, info=info)
-            return RateLimitError(status=status, info=info, retry_after=wait)
+            return RateLimitError(
+                status=status, info=info, retry_after=wait, suggestion=_asked_wait(wait)
+            )
         if status >= 500:
             return ServerError(
                 reason=f"{service_cap(self.service)} answered HTTP {status}: "
@@ -241,12 +313,57 @@ class ErrorMapper:
                 status=status,
                 info=info,
                 retry_after=wait,
+                suggestion=_asked_wait(wait),
             )
         if 400 <= status < 500:
             return RequestRejectedError(
                 reason=f"HTTP {status}: {info.message or 'no details'}", status=status, info=info
             )
         return OpenAIError(reason=f"Unexpected HTTP {status}: {info.message}", status=status)
+
+    def redirect(self, status: int, url: str, location: str) -> LLMError:
+        """A 3xx answer: named with where it points, never followed."""
+        where = location.strip()
+        if where and url:
+            with contextlib.suppress(httpx.InvalidURL, ValueError):
+                where = str(httpx.URL(url).join(where))
+        target = safe_url(where) if where else "no address (the Location header is missing)"
+        asker = safe_url(url) if url else service_cap(self.service)
+        return RedirectError(
+            f"{service_cap(self.service)} answered with a redirect, which spezichat does not "
+            "follow.",
+            reason=(
+                f"{asker} answered HTTP {status}, redirecting to {target}. Redirects are not "
+                "followed, so that the API key is never sent to another address."
+            ),
+            suggestion=(
+                f"If the API moved, set the base URL ({BASE_URL_SETTING}) to its new address "
+                "(the part before /models or /chat/completions); a redirect often means "
+                "http:// where the server wants https://, or a base URL missing a part such "
+                "as /v1."
+            ),
+            status=status,
+        )
+
+    def wrong_base_url(self, status: int, info: APIErrorInfo, url: str, base_url: str) -> LLMError:
+        """A 404 from a path that is not the API (see :func:`is_wrong_path`)."""
+        said = clipped(info.message) if info.message and info.from_api else ""
+        what = f' ("{said}")' if said else " (not an API error message)"
+        where = safe_url(url) if url else service_cap(self.service)
+        base = safe_url(base_url) if base_url else ""
+        reason = f"{where} answered HTTP {status}{what}: there is no API at that address"
+        reason += f", so the base URL {base} seems wrong." if base else "."
+        if base and not base.rstrip("/").endswith("/v1"):
+            fix = (
+                f"Check the base URL ({BASE_URL_SETTING}): OpenAI-compatible servers serve "
+                f"the API under /v1, so try {base.rstrip('/')}/v1."
+            )
+        else:
+            fix = (
+                f"Check the base URL ({BASE_URL_SETTING}): it must be the address of the "
+                "server's OpenAI-compatible API, such as https://api.openai.com/v1."
+            )
+        return BaseURLError(reason=reason, suggestion=fix, status=status, info=info)
 
     def stream_error(self, info: APIErrorInfo, *, partial: bool) -> LLMError:
         """An error object sent inside the event stream."""
@@ -265,11 +382,50 @@ class ErrorMapper:
                 else f"The connection broke in the middle of the reply ({_describe(exc)})."
             )
             return IncompleteReplyError(reason=why)
+        url = request_url(exc)
+        at = f" at {url}" if url else ""
+        verify = verify_failure(exc)
+        if verify is not None:
+            return self.certificate_error(verify, url)
         if isinstance(exc, httpx.TimeoutException):
-            return RequestTimeoutError(
-                reason=f"{service_cap(self.service)} did not answer in time ({_describe(exc)})."
+            return RequestTimeoutError(reason=timeout_reason(exc, url or self.service))
+        if isinstance(exc, (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError)):
+            return ConnectivityError(
+                reason=sentence(f"Could not reach {self.service}{at}: {_describe(exc)}")
             )
-        return ConnectivityError(reason=f"Could not reach {self.service}: {_describe(exc)}.")
+        # The connection was made: the server (or something in between) closed it.
+        return ConnectivityError(
+            f"{service_cap(self.service)} closed the connection without answering.",
+            reason=sentence(
+                f"The server{at} accepted the connection, then closed it before sending a "
+                f"complete answer ({_describe(exc).rstrip('.')})"
+            ),
+            suggestion=(
+                "Retry; if it keeps happening, check that the base URL "
+                f"({BASE_URL_SETTING}) is an OpenAI-compatible API (http:// and https:// "
+                "are not interchangeable) and that no proxy cuts the connection."
+            ),
+        )
+
+    def certificate_error(self, verify: BaseException, url: str) -> LLMError:
+        """The TLS certificate of ``url`` was not accepted."""
+        detail = (getattr(verify, "verify_message", "") or str(verify)).strip().rstrip(".")
+        origin = url or self.service
+        with contextlib.suppress(ValueError):
+            parts = urlsplit(url)
+            if parts.scheme and parts.netloc:
+                origin = f"{parts.scheme}://{parts.netloc}"
+        reason = (
+            f"The TLS certificate of {origin} was not accepted: {detail or 'verification failed'}. "
+            "This is not a network problem, so it was not retried."
+        )
+        fix = CertificateError.suggestion
+        if "expired" in detail.lower() or "not yet valid" in detail.lower():
+            fix = (
+                "Check this computer's date and time; if they are right, the server's "
+                "certificate has expired and its operator must renew it."
+            )
+        return CertificateError(reason=reason, suggestion=fix)
 
     def stream_cut(self, *, partial: bool) -> LLMError:
         """The stream ended without a final chunk or ``[DONE]``."""
@@ -345,7 +501,7 @@ class ErrorMapper:
         """The body could not be decompressed (an unknown coding, damaged data)."""
         kept = "The partial reply is kept and marked incomplete. " if partial else ""
         return StreamFormatError(
-            reason=f"The answer of {self.service} could not be decompressed: {why}.",
+            reason=sentence(f"The answer of {self.service} could not be decompressed: {why}"),
             suggestion=f"{kept}Check that the base URL points at an OpenAI-compatible API.",
         )
 
@@ -355,5 +511,15 @@ def service_cap(text: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _asked_wait(wait: float | None) -> str | None:
+    """The suggestion when the server named a wait (Retry-After), else ``None``."""
+    if wait is None:
+        return None
+    return (
+        f"The server asks to wait {wait_text(wait)} before the next request (Retry-After); "
+        "try again after that."
+    )

@@ -65,8 +65,12 @@ def test_empty_prompt_is_a_usage_error() -> None:
     assert "no prompt given" in result.stderr
 
 
-def test_unknown_backend_explains_what_to_do() -> None:
-    result = run(["ask", "--backend", "nonesuch", "hi"])
+def test_unknown_backend_explains_what_to_do(isolated_dirs: Path) -> None:
+    # A configured one (on the command line it is a usage error: tests/core/test_audit_cli.py).
+    config = isolated_dirs / "xdg_config_home" / "spezichat" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[general]\nbackend = "nonesuch"\n', encoding="utf-8")
+    result = run(["ask", "hi"])
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert lines[0] == "error: Unknown backend 'nonesuch'."

@@ -36,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"List stored conversations, most recent first, from\n  {path}",
     )
-    listing.add_argument("-n", "--limit", type=int, help="show at most this many")
+    listing.add_argument("-n", "--limit", type=_limit, help="show at most this many")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     show = commands.add_parser(
@@ -57,22 +57,46 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     search.add_argument("query", nargs="+", help="what to look for")
-    search.add_argument("-n", "--limit", type=int, default=50, help="at most this many hits")
+    search.add_argument(
+        "-n", "--limit", type=_limit, default=50, help="at most this many hits (default: 50)"
+    )
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     export = commands.add_parser(
         "export",
         help="write a conversation to a Markdown or JSON file",
         description=(
-            "Write one conversation to a file named <date>-<title>-<id>.<format> in the "
-            "output folder and print the file's path."
+            "Write one conversation to a file and print the file's path. --output names "
+            "the file (chat.md, notes/chat.json) or a folder (an existing one, or a name "
+            "ending in /) to write <date>-<title>-<id>.<format> into."
         ),
     )
     export.add_argument("id", help="conversation id or unique prefix")
-    export.add_argument("-f", "--format", choices=("md", "json"), default="md")
     export.add_argument(
-        "-o", "--output", default=".", help="folder to write to (default: the current one)"
+        "-f",
+        "--format",
+        choices=("md", "json"),
+        help="md or json (default: from the file name's extension, else md)",
     )
+    export.add_argument(
+        "-o",
+        "--output",
+        default=".",
+        help="file to write, or folder to write into (default: the current folder)",
+    )
+
+
+def _limit(text: str) -> int:
+    """A ``--limit``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of at least 1, not {value} (leave -n out to show all)"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -222,6 +246,43 @@ def _export(store: Any, args: argparse.Namespace) -> int:
     from tui.export import export_to_file
 
     conversation_id = store.resolve_id(args.id)
-    path = export_to_file(store, conversation_id, Path(args.output), args.format)
+    output = Path(args.output).expanduser()
+    if _names_a_folder(args.output, output):
+        path = export_to_file(store, conversation_id, output, args.format or "md")
+    else:
+        fmt = args.format or ("json" if output.suffix.lower() == ".json" else "md")
+        path = _export_file(store, conversation_id, output, fmt)
     print(path)
     return 0
+
+
+def _names_a_folder(text: str, output: Any) -> bool:
+    """Whether ``--output`` is a folder: an existing one, one written with a trailing
+    slash, or a name without an extension (``exports``); else it names the file."""
+    import os
+
+    if text.endswith((os.sep, "/")) or output.is_dir():
+        return True
+    return not output.suffix
+
+
+def _export_file(store: Any, conversation_id: str, path: Any, fmt: str) -> Any:
+    """Write the conversation to exactly ``path`` (0600, atomically); returns the path."""
+    from backends.secrets import write_private_file
+    from tui.export import export_json, export_markdown
+    from tui.store import ConversationNotFoundError, StoreError
+
+    conversation = store.get_conversation(conversation_id)
+    if conversation is None:
+        raise ConversationNotFoundError()
+    context = store.load_context(conversation_id)
+    render = export_json if fmt == "json" else export_markdown
+    try:
+        write_private_file(path, render(conversation, context))
+    except OSError as exc:
+        raise StoreError(
+            "The conversation could not be exported.",
+            reason=f"{exc.filename or path}: {exc.strerror or exc}",
+            suggestion="Choose a file in a folder you can write to (for example your home folder).",
+        ) from exc
+    return path
