@@ -11,15 +11,27 @@ stays responsive meanwhile. Failures are ignored: the first reply then does the 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
-HTTP_MODULES = ("httpx", "httpcore", "h11", "httpx_sse", "anyio", "anyio._backends._asyncio")
-"""What the first request of an HTTP backend imports."""
+from tui.backends import HTTP_MODULES, REGISTRY
 
-_OPENAI_API = (*HTTP_MODULES, "backends.openai.client", "backends.openai.sse")
 
-MODULES: dict[str, tuple[str, ...]] = {"openai": _OPENAI_API, "fog": _OPENAI_API}
-"""Modules to import per backend (the on-device backend loads its model on a thread)."""
+class _WarmUpModules(Mapping[str, tuple[str, ...]]):
+    """Each registered backend's ``warm_up`` modules, looked up when asked for."""
+
+    def __getitem__(self, backend: str) -> tuple[str, ...]:
+        return REGISTRY[backend].warm_up
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY)
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+
+MODULES: Mapping[str, tuple[str, ...]] = _WarmUpModules()
+"""Modules to import per backend (``Backend.warm_up``; the on-device backend loads its
+model on a thread of its own)."""
 
 LANGUAGES = ("python", "bash", "json", "javascript")
 """Code-block languages whose lexers are prepared: the most common in replies."""
@@ -39,4 +51,4 @@ def warm_up(backend: str, languages: Iterable[str] = LANGUAGES) -> list[str]:
     return failed
 
 
-__all__ = ["LANGUAGES", "MODULES", "warm_up"]
+__all__ = ["HTTP_MODULES", "LANGUAGES", "MODULES", "warm_up"]

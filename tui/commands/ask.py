@@ -54,12 +54,6 @@ def add_parser(subparsers: Any) -> None:
         "arrived stays written, and ask exits 1",
     )
     parser.add_argument(
-        "--chat-format",
-        metavar="NAME",
-        help="on-device chat format for a model without a chat template (for example "
-        "chatml, gemma, transcript); default: [local] chat_format",
-    )
-    parser.add_argument(
         "--tools",
         metavar="FILE.py",
         help="offer the @llm_function tools of a Python file to the model; each call is "
@@ -78,9 +72,9 @@ def add_parser(subparsers: Any) -> None:
         help="use this MCP server of [mcp.servers] (repeatable; default: every enabled one)",
     )
     parser.add_argument("--no-mcp", action="store_true", help="use no MCP server for this prompt")
-    from tui.commands.discover import add_client_options
+    from tui.backends import REGISTRY
 
-    add_client_options(parser)
+    REGISTRY.add_ask_options(parser)  # each backend's own options (--chat-format, --ca-cert)
 
 
 T = TypeVar("T")
@@ -184,13 +178,14 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from backends.untrusted import one_line
-    from tui.wiring import BACKENDS, ChatOptions
+    from tui.backends import REGISTRY
+    from tui.wiring import ChatOptions
 
-    if args.backend is not None and args.backend not in BACKENDS:
+    if args.backend is not None and args.backend not in REGISTRY:
         return usage_error(
             "ask",
             f"argument -b/--backend: unknown backend '{one_line(args.backend)[:80]}' "
-            f"(choose from {', '.join(BACKENDS)})",
+            f"(choose from {', '.join(REGISTRY)})",
         )
 
     tools: tuple[Any, ...] = ()
@@ -218,9 +213,11 @@ def run(args: argparse.Namespace) -> int:
 
     # Before onboarding, the offline starter model answers: real, with no account and no
     # network (the mock model would only pretend).
-    backend = args.backend or settings.general.backend or "local"
-    if args.chat_format and backend != "local":
-        return usage_error("ask", "--chat-format applies to the local backend only")
+    backend = args.backend or settings.general.backend or REGISTRY.default
+    try:
+        overrides = REGISTRY.ask_overrides(backend, args)
+    except ValueError as error:  # an option of another backend
+        return usage_error("ask", str(error))
     system = tuple(args.system) if args.system else (settings.general.system_prompt,)
     general = settings.general
     # Sampling as the app sends it: the configured values, each overridden by its flag.
@@ -232,18 +229,16 @@ def run(args: argparse.Namespace) -> int:
         top_p=_given(args.top_p, general.top_p),
         max_tokens=_given(args.max_tokens, general.max_tokens),
         tools=tools,
-        chat_format=args.chat_format or "",
+        overrides=overrides,
     )
     try:
-        from tui.commands.discover import client_overrides
-
         return asyncio.run(
             _ask(
                 prompt,
                 options,
                 settings,
                 approve_tools=args.approve_tools,
-                overrides=client_overrides(args),
+                overrides=overrides,
                 max_time=args.max_time,
                 mcp=mcp,
                 mcp_names=args.mcp,

@@ -6,18 +6,25 @@ Run with ``spezichat --onboarding`` (or on the first start). The flow lives in
 
 Adding or changing a backend's steps (the hook)
 -----------------------------------------------
-Each backend has a module listed in :data:`tui.onboarding.flow.BRANCH_MODULES`
-(``tui.onboarding.openai``, ``tui.onboarding.fog``, ``tui.onboarding.local``) with a
-function ``branch() -> Branch``::
+Each backend's descriptor in :mod:`tui.backends` names its steps (its ``onboarding``),
+next to its label, one-line summary and availability check; the backend choice offers
+every registered backend that has steps, in the registry's order::
 
-    def branch() -> Branch:
-        return Branch(
-            id="local",                      # written to settings.general.backend
-            title="On-device model",         # shown in the backend choice
-            summary="Runs on this computer, offline.",   # one line under the title
-            steps=(CatalogStep, DownloadStep, OffloadStep),
-            unavailable=lambda: backend_missing("local", "llama_cpp:llama-cpp-python"),
-        )
+    def onboarding() -> tuple[StepFactory, ...]:      # in tui/backends/local.py
+        from tui.onboarding.local import LocalDownloadStep, OffloadStep, StarterModelStep
+
+        return (StarterModelStep, LocalDownloadStep, OffloadStep)
+
+    BACKEND = Backend(
+        id="local",                      # written to settings.general.backend
+        label="On-device model",         # shown in the backend choice
+        summary="Runs on this computer, offline.",   # one line under the title
+        requires=("llama_cpp:llama-cpp-python",),    # else shown, disabled, with why
+        onboarding=onboarding,
+        ...
+    )
+
+The step screens live in the backend's module here (``tui.onboarding.local``).
 
 A step is an :class:`~tui.onboarding.flow.OnboardingStep` (a Textual ``Screen``):
 
@@ -32,7 +39,7 @@ A step is an :class:`~tui.onboarding.flow.OnboardingStep` (a Textual ``Screen``)
 * the last step must set ``settings.general.backend`` and ``settings.general.model``.
 
 Long work (a download, a discovery) belongs in a worker (``@work``) of the step; show
-progress and errors on the step itself and keep the app responsive. ``unavailable``
-must be quick and do no network I/O: it returns the reason the choice is disabled (for
-example a missing package), or ``None``.
+progress and errors on the step itself and keep the app responsive. The availability
+check (``Backend.unavailable``) must be quick and do no network I/O: it returns the
+reason the choice is disabled (for example a missing package), or ``None``.
 """

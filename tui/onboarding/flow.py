@@ -2,7 +2,8 @@
 
 The flow always starts with the welcome screen and the backend choice. Each backend is a
 :class:`Branch`: a title, one line of explanation, a check that says whether it can work
-on this machine, and the list of step screens that configure it. Steps share one
+on this machine, and the list of step screens that configure it; by default one per
+registered backend with setup steps (:mod:`tui.backends`, :func:`load_branches`). Steps share one
 :class:`OnboardingState` (a working copy of the settings plus a scratch dictionary) and
 call :meth:`OnboardingFlow.advance` when they are done; Esc goes back one step. When the
 last step of the chosen branch advances, the flow checks that a backend and a model were
@@ -12,7 +13,6 @@ chosen and hands the settings to the app, which saves them and opens the chat.
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,17 +26,11 @@ from textual.visual import VisualType
 from textual.widgets import Footer, Static
 
 from tui import keymap
+from tui.backends import REGISTRY, Backend, always_available
 from tui.settings import Settings
 
 if TYPE_CHECKING:
     from textual.app import App
-
-BRANCH_MODULES: tuple[str, ...] = (
-    "tui.onboarding.openai",
-    "tui.onboarding.fog",
-    "tui.onboarding.local",
-)
-"""Modules that define a backend branch; each has ``branch() -> Branch``. Order is display order."""
 
 
 @dataclass
@@ -56,36 +50,12 @@ StepFactory = Callable[["OnboardingFlow"], "OnboardingStep"]
 """Creates one step screen; usually the step class itself."""
 
 
-def always_available() -> str | None:
-    return None
-
-
-def backend_missing(backend: str, *modules: str) -> str | None:
-    """Why ``backend`` cannot work here: not wired into this build, or a package missing.
-
-    ``modules`` are import names, optionally with the pip name after a colon
-    (``"llama_cpp:llama-cpp-python"``). Only looks for the modules; imports nothing.
-    """
-    import importlib.util
-
-    from tui.wiring import BACKENDS
-
-    if backend not in BACKENDS:
-        return "this build of spezichat does not include this backend"
-    for module in modules:
-        name, _, pip_name = module.partition(":")
-        if importlib.util.find_spec(name) is None:
-            package = pip_name or name
-            return f"the Python package {package} is not installed (pip install {package})"
-    return None
-
-
 @dataclass(frozen=True)
 class Branch:
     """One backend's part of the onboarding."""
 
     id: str
-    """The backend name written to ``settings.general.backend`` ("openai", "fog", "local")."""
+    """The backend name written to ``settings.general.backend`` ("openai")."""
     title: str
     """Shown in the backend choice, for example "OpenAI"."""
     summary: str
@@ -97,9 +67,22 @@ class Branch:
     fast and do no network I/O: it runs while the backend choice is drawn."""
 
 
-def load_branches(modules: Iterable[str] = BRANCH_MODULES) -> list[Branch]:
-    """Import each branch module and collect its ``branch()``."""
-    return [importlib.import_module(name).branch() for name in modules]
+def branch_of(backend: Backend) -> Branch:
+    """The onboarding branch of a backend that has setup steps."""
+    if backend.onboarding is None:
+        raise ValueError(f"the {backend.id!r} backend has no setup steps")
+    return Branch(
+        id=backend.id,
+        title=backend.label,
+        summary=backend.summary,
+        steps=backend.onboarding(),
+        unavailable=backend.unavailable,
+    )
+
+
+def load_branches() -> list[Branch]:
+    """One branch per registered backend with setup steps, in the registry's order."""
+    return [branch_of(backend) for backend in REGISTRY.values() if backend.onboarding is not None]
 
 
 class StatusLine(Static):

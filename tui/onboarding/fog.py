@@ -22,7 +22,7 @@ from backends.errors import LLMError
 from backends.fog.auth import WHAT
 from backends.secrets import Secret, write_private_file
 from backends.untrusted import one_line, printable
-from tui.onboarding.flow import Branch, OnboardingState, OnboardingStep, backend_missing
+from tui.onboarding.flow import Branch, OnboardingState, OnboardingStep, branch_of
 
 if TYPE_CHECKING:
     from backends.fog.config import FogConfig
@@ -337,10 +337,7 @@ class FogModelStep(OnboardingStep):
 
 
 def branch() -> Branch:
-    return Branch(
-        id="fog",
-        title="Fog node on this network",
-        summary="A server on your local network, found automatically; data stays on your LAN.",
-        steps=(FogAccessStep, FogNodesStep, FogModelStep),
-        unavailable=lambda: backend_missing("fog", "zeroconf"),
-    )
+    """This backend's onboarding as registered (label, summary, steps: tui.backends.fog)."""
+    from tui.backends import REGISTRY
+
+    return branch_of(REGISTRY["fog"])

@@ -19,7 +19,7 @@ from textual.content import Content
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.onboarding.flow import Branch, OnboardingStep, backend_missing
+from tui.onboarding.flow import Branch, OnboardingStep, branch_of
 from tui.widgets.download_panel import DownloadPanel, entry_label
 
 CHOICE = "local.entry"
@@ -267,10 +267,7 @@ class OffloadStep(OnboardingStep):
 
 
 def branch() -> Branch:
-    return Branch(
-        id="local",
-        title="On-device model",
-        summary="Runs on this computer, offline; a tiny model is bundled, more to download.",
-        steps=(StarterModelStep, LocalDownloadStep, OffloadStep),
-        unavailable=lambda: backend_missing("local", "llama_cpp:llama-cpp-python"),
-    )
+    """This backend's onboarding as registered (label, summary, steps: tui.backends.local)."""
+    from tui.backends import REGISTRY
+
+    return branch_of(REGISTRY["local"])

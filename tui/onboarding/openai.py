@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, OptionList, Static
 
 from backends.errors import LLMError
 from backends.untrusted import one_line, printable
-from tui.onboarding.flow import Branch, OnboardingStep, StatusLine, backend_missing
+from tui.onboarding.flow import Branch, OnboardingStep, StatusLine, branch_of
 from tui.screens.models import is_chat_model, model_option, order_models
 
 MODELS = "openai.models"
@@ -209,10 +209,7 @@ class ModelStep(OnboardingStep):
 
 
 def branch() -> Branch:
-    return Branch(
-        id="openai",
-        title="OpenAI",
-        summary="GPT models over the internet; needs an OpenAI API key.",
-        steps=(ApiKeyStep, ModelStep),
-        unavailable=lambda: backend_missing("openai", "httpx"),
-    )
+    """This backend's onboarding as registered (label, summary, steps: tui.backends.openai)."""
+    from tui.backends import REGISTRY
+
+    return branch_of(REGISTRY["openai"])
