@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.errors import LLMError
+from backends.errors import LLMError, sentence
 from backends.function_constraints import (
     FORMATS,
     ArgumentError,
@@ -74,6 +74,21 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DOC_SECTION_RE = re.compile(r"^\s*(Args|Arguments|Parameters|Params)\s*:\s*$")
+
+
+def json_object(arguments: str) -> dict[str, Any]:
+    """The model's arguments text as a JSON object (empty text: ``{}``).
+
+    Raises ``ValueError`` saying what is wrong, for the error result the model gets.
+    """
+    text = arguments.strip() or "{}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the arguments are not valid JSON ({exc.msg} at {exc.pos})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"the arguments must be a JSON object, got {describe(data)}")
+    return data
 
 
 @dataclass(frozen=True)
@@ -200,13 +215,7 @@ class Tool:
 
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
         """Validate and convert the model's JSON arguments; raises ``ValueError``."""
-        text = arguments.strip() or "{}"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the arguments are not valid JSON ({exc.msg} at {exc.pos})") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"the arguments must be a JSON object, got {describe(data)}")
+        data = json_object(arguments)
         try:
             converted: dict[str, Any] = self._convert(data, "")
         except ArgumentError as exc:
@@ -225,7 +234,9 @@ class Tool:
         try:
             kwargs = self.parse_arguments(arguments)
         except ValueError as exc:
-            return ToolResult.error(f"Invalid arguments for function '{self.name}': {exc}.")
+            return ToolResult.error(
+                sentence(f"Invalid arguments for function '{self.name}': {exc}")
+            )
         running: asyncio.Future[Any] = (
             asyncio.ensure_future(self.fn(**kwargs))
             if self.is_async

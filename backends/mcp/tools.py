@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends.context import ToolCall
-from backends.function_constraints import describe
-from backends.functions import Tool, ToolResult
+from backends.errors import sentence
+from backends.functions import Tool, ToolResult, json_object
 from backends.untrusted import printable
 
 MAX_NAME = 64
@@ -121,14 +121,7 @@ class McpTool(Tool):
 
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
         """The model's JSON arguments as an object; raises ``ValueError``."""
-        text = arguments.strip() or "{}"
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the arguments are not valid JSON ({exc.msg} at {exc.pos})") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"the arguments must be a JSON object, got {describe(data)}")
-        return data
+        return json_object(arguments)
 
     async def invoke(self, arguments: str, *, timeout: float | None = None) -> ToolResult:
         """Call the tool on its server with the model's arguments; never raises.
@@ -139,7 +132,9 @@ class McpTool(Tool):
         try:
             kwargs = self.parse_arguments(arguments)
         except ValueError as exc:
-            return ToolResult.error(f"Invalid arguments for function '{self.name}': {exc}.")
+            return ToolResult.error(
+                sentence(f"Invalid arguments for function '{self.name}': {exc}")
+            )
         running = asyncio.ensure_future(
             self._call(self.server, self.remote.name, kwargs, self.name)
         )
