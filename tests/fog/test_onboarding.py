@@ -14,6 +14,7 @@ from backends.fog.advertise import FogAdvertiser
 from backends.fog.certs import NodeCertificates
 from tests.fog.conftest import LOOPBACK, MODEL, TOKEN
 from tests.support.openai_server import OpenAITestServer
+from tests.tui.helpers import wait_until
 from tui.onboarding import fog
 from tui.onboarding.flow import OnboardingFlow
 from tui.settings import Settings, config_dir
@@ -33,14 +34,6 @@ class Host(App[None]):
     def on_mount(self) -> None:
         flow = OnboardingFlow(self, self.settings, self.finished.append, branches=[fog.branch()])
         flow.start()
-
-
-async def wait_until(pilot: Any, condition: Any, what: str) -> None:
-    for _ in range(300):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never reached: {what}")
 
 
 def settings_for(service_name: str) -> Settings:

@@ -350,7 +350,8 @@ async def test_onboarding_asks_before_the_token_goes_and_stores_the_node(
 ) -> None:
     from textual.widgets import OptionList
 
-    from tests.fog.test_onboarding import Host, settings_for, type_into, wait_until
+    from tests.fog.test_onboarding import Host, settings_for, type_into
+    from tests.tui.helpers import wait_until
     from tui.onboarding import fog
     from tui.screens.dialogs import ConfirmDialog
 

@@ -18,8 +18,9 @@ from textual.widgets import Input, OptionList
 from backends.fog.advertise import FogAdvertiser
 from backends.fog.certs import NodeCertificates
 from tests.fog.conftest import LOOPBACK, TOKEN, server_context
-from tests.fog.test_onboarding import Host, settings_for, type_into, wait_until
+from tests.fog.test_onboarding import Host, settings_for, type_into
 from tests.support.openai_server import OpenAITestServer
+from tests.tui.helpers import wait_until
 from tui.onboarding import fog
 
 SIZE = (120, 30)

@@ -16,6 +16,7 @@ from backends.local.models import HubFile, ModelStore
 from backends.runner import Runner
 from tests.local.test_download import payload
 from tests.support.hub_server import HubServer
+from tests.tui.helpers import wait_until
 from tui.app import SpeziChatApp
 from tui.onboarding.local import LocalDownloadStep, StarterModelStep
 from tui.screens.chat import ChatScreen
@@ -49,14 +50,6 @@ def qwen(hub: HubServer) -> tuple[HubFile, bytes]:
     data = payload(3 * MB, seed=9)
     hub.add_file(entry.repo, entry.file, data)
     return HubFile(entry.repo, entry.file), data
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
-    for _ in range(600):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"the app never reached: {what}")
 
 
 async def to_local_branch(pilot: Pilot[Any]) -> StarterModelStep:

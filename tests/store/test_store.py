@@ -89,8 +89,13 @@ def test_older_schema_is_migrated_in_place_keeping_the_data(tmp_path: Path) -> N
 
 
 def test_importing_the_store_loads_no_textual() -> None:
-    code = "import sys, tui.store, tui.export; assert 'textual' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import sys, tui.store, tui.export; print(*sorted(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded = {name.split(".")[0] for name in result.stdout.split()}
+    assert "tui" in loaded, "the probe did not import the store"
+    assert "textual" not in loaded
 
 
 def test_default_path_is_under_the_xdg_data_dir(isolated_dirs: Path) -> None:
@@ -278,12 +283,30 @@ def test_search_across_conversations(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ['"unbalanced', "fog-node", "a:b", "NOT", "(", "node AND", "*", "'", "^x", '""']
+    ("query", "found"),
+    [
+        ('"unbalanced', True),
+        ("fog-node", True),
+        ("a:b", True),
+        ("NOT", True),
+        ("node AND", True),
+        ("^x", True),  # valid FTS5: "x" as the first word
+        ("(", False),  # punctuation only: no word to look for
+        ("*", False),
+        ("'", False),
+        ('""', False),
+    ],
 )
-def test_invalid_search_syntax_falls_back_to_a_literal_phrase(store: Store, query: str) -> None:
+def test_invalid_search_syntax_falls_back_to_a_literal_phrase(
+    store: Store, query: str, found: bool
+) -> None:
     conversation = store.create_conversation("t", "mock", "m")
-    store.save_entry(conversation.id, ContextEntry(Role.USER, "the fog node is here"))
-    store.search(query)  # never raises
+    entry = ContextEntry(Role.USER, 'x marks the fog node: a:b, "unbalanced" quotes, node and not')
+    store.save_entry(conversation.id, entry)
+    # Words of the phrases in another order: only a phrase search leaves this one out.
+    store.save_entry(conversation.id, ContextEntry(Role.ASSISTANT, "node fog, b a, and node"))
+    hits = store.search(query)
+    assert [hit.entry_id for hit in hits] == ([entry.id] if found else [])
 
 
 def test_invalid_search_syntax_still_finds_the_literal_text(store: Store) -> None:

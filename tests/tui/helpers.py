@@ -14,12 +14,24 @@ from tui.widgets.messages import AssistantMessage, ChatItem
 SIZE = (80, 24)
 
 
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
-    """Let the app run until ``condition()`` holds (generous limit: this is not a timing test)."""
-    for _ in range(400):
+POLL_S = 0.05
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, *, limit_s: float = 30.0
+) -> None:
+    """Let the app run until ``condition()`` holds.
+
+    The one condition wait of the suite's pilot tests (and of the snapshot scenes): the app
+    runs in steps of :data:`POLL_S` between checks. ``limit_s`` is a generous safety net
+    for a test that would otherwise hang, never a timing assertion.
+    """
+    for _ in range(max(1, round(limit_s / POLL_S))):
         if condition():
             return
-        await pilot.pause(0.05)
+        await pilot.pause(POLL_S)
+    if condition():
+        return
     raise AssertionError(f"the app never reached: {what}")
 
 

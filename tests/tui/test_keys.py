@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from textual.command import CommandList, CommandPalette
 from textual.message import Message
 from textual.notifications import Notify
+from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static, TextArea
 
 from tests.support.openai_server import OpenAITestServer, Reply
@@ -201,6 +204,17 @@ async def test_a_bad_value_in_the_config_is_explained_and_fixable(
         ]
 
 
+def palette_offers(pilot: Pilot[Any], command: str) -> bool:
+    """Whether the command palette is open with ``command`` highlighted."""
+    palette = pilot.app.screen
+    if not isinstance(palette, CommandPalette):
+        return False
+    results = palette.query_one(CommandList)
+    if results.highlighted is None:
+        return False
+    return command in str(results.get_option_at_index(results.highlighted).prompt)
+
+
 async def test_switch_model_from_the_command_palette(
     mock_settings: Settings, make_app: Callable[..., SpeziChatApp]
 ) -> None:
@@ -208,7 +222,7 @@ async def test_switch_model_from_the_command_palette(
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await type_text(pilot, "Switch model")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: palette_offers(pilot, "Switch model"), "the command")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), "the model picker")
         await type_text(pilot, "my-own-model")

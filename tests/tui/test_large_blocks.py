@@ -23,7 +23,7 @@ from textual.widgets.markdown import MarkdownBlock, MarkdownFence
 
 from backends.context import Context
 from tests.support.openai_server import OpenAITestServer, Reply
-from tests.tui.helpers import SIZE, chat, replies, type_text
+from tests.tui.helpers import SIZE, chat, replies, type_text, wait_until
 from tui.app import SpeziChatApp
 from tui.settings import Settings
 from tui.store import Store
@@ -57,13 +57,8 @@ def reply_with_block(lines: int, fence: str = "```") -> str:
     return f"Here is the file:\n\n{fence}python\n{code_of(lines)}{fence}\n\nThat is all of it.\n"
 
 
-async def until(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
-    """Let the app run until ``condition()`` holds (a generous limit: not a timing test)."""
-    for _ in range(3000):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"the app never reached: {what}")
+SLOW_S = 150
+"""The safety net of these waits: drawing 20,000 lines takes a while on a busy machine."""
 
 
 # The split -------------------------------------------------------------------------------
@@ -129,7 +124,9 @@ async def test_a_long_code_block_takes_the_place_of_the_markdown_one() -> None:
     app = SideBySide(text)
     async with app.run_test(size=(160, 400)) as pilot:
         body = app.query_one(ReplyBody)
-        await until(pilot, lambda: all(s.built for s in body.segments), "the reply is drawn")
+        await wait_until(
+            pilot, lambda: all(s.built for s in body.segments), "the reply is drawn", limit_s=SLOW_S
+        )
         await pilot.pause()
         single = app.query_one("#single", ReplyMarkdown)
         fence = single.query_one(MarkdownFence)
@@ -233,16 +230,17 @@ async def test_a_streamed_reply_with_a_huge_code_block_keeps_the_app_responsive(
         screen = chat(pilot)
         await type_text(pilot, "The whole file please")
         await pilot.press("enter")
-        await until(pilot, lambda: replies(pilot), "the reply started")
+        await wait_until(pilot, lambda: replies(pilot), "the reply started", limit_s=SLOW_S)
         # While it streams (or once it is whole) the reply stays a few screens tall.
-        await until(
+        await wait_until(
             pilot,
             lambda: replies(pilot)[-1].body.source.count("\n") > 20_000,
             "20,000 lines drawn",
+            limit_s=SLOW_S,
         )
         await pilot.pause()
         assert replies(pilot)[-1].outer_size.height < 3 * SIZE[1]
-        await until(pilot, lambda: not screen.generating, "the reply finished")
+        await wait_until(pilot, lambda: not screen.generating, "the reply finished", limit_s=SLOW_S)
         await pilot.pause()
         reply = _check_reply(pilot, text)
         await _keys_work(pilot, reply, text)
@@ -263,7 +261,7 @@ async def test_a_stored_reply_with_a_huge_code_block_reopens_the_same_way(
         store.save_entry(conversation.id, entry)
     app = make_app(mock_settings)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: replies(pilot), "the conversation is shown")
+        await wait_until(pilot, lambda: replies(pilot), "the conversation shown", limit_s=SLOW_S)
         await pilot.pause()
         reply = _check_reply(pilot, text)
         await _keys_work(pilot, reply, text)

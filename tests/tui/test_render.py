@@ -19,7 +19,6 @@ from tests.tui.helpers import chat, replies, type_text, wait_until
 from tui.app import SpeziChatApp
 from tui.settings import Settings
 from tui.store import Store
-from tui.widgets.messages import RELEASE_AFTER_S
 from tui.widgets.reply import ReplyBody, ReplyMarkdown, Segment
 from tui.widgets.segments import Splitter, estimate_rows, split_markdown
 
@@ -212,7 +211,6 @@ async def test_a_long_streamed_reply_is_drawn_where_it_is_seen(
         )
         first_block = _segments(pilot)[0].markdown
         assert first_block is not None and first_block.source.startswith(text[:20])
-        await pilot.pause(RELEASE_AFTER_S + 0.2)
         await wait_until(
             pilot, lambda: not _segments(pilot)[-1].built, "the bottom gave up its widgets"
         )
