@@ -31,6 +31,7 @@ from tui.wiring import ChatOptions, make_platform, make_schema, mcp_manager, off
 
 if TYPE_CHECKING:
     from backends.mcp.manager import McpManager
+    from tui.chat.services import ChatServices
 
 GC_AFTER_REPLY_S = 1.0
 """How long after the last reply the postponed full garbage collection runs."""
@@ -190,7 +191,23 @@ class SpeziChatApp(App[None]):
     def open_chat(self) -> None:
         from tui.screens.chat import ChatScreen
 
-        self.push_screen(ChatScreen())
+        self.push_screen(ChatScreen(self.chat_services()))
+
+    def chat_services(self) -> ChatServices:
+        """What the chat screen uses of the app (it reaches nothing else of it)."""
+        from tui.chat.services import ChatServices
+
+        return ChatServices(
+            store=self.store,
+            runner=self.runner,
+            settings=lambda: self.settings,
+            make_session=self.make_session,
+            prepare_session=self.prepare_session,
+            save_settings=self.save_settings,
+            set_model=self.set_model,
+            export_dir=self.export_dir,
+            while_streaming=self.no_full_collections,
+        )
 
     @property
     def chat_screen(self) -> Any:

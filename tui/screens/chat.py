@@ -1,5 +1,9 @@
 """The chat screen: conversation list, messages, prompt and status bar.
 
+The screen gets what it uses of its host in a :class:`tui.chat.services.ChatServices`
+(store, settings, a session factory); the history list is managed by
+:class:`tui.chat.conversations.Conversations`, one reply by :class:`tui.chat.turn.Turn`.
+
 Replies stream in a worker (``@work(exclusive=True)``) on the app's event loop. The
 user's message is stored before the request goes out; the reply is stored at least once
 a second while it streams and again when it ends, is stopped or fails. Every write goes
@@ -12,9 +16,8 @@ comes back as a :class:`ChatScreen.StoreEvent`.
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,9 +25,9 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Static
-from textual.widgets.option_list import OptionDoesNotExist
 from textual.worker import Worker
 
 from backends.context import Context, ContextEntry, Role, ToolCall
@@ -33,31 +36,21 @@ from backends.session import Session
 from backends.state import LLMState
 from backends.untrusted import one_line, printable
 from tui import keymap
-from tui.screens.dialogs import ChoiceDialog, ConfirmDialog, TextDialog, ToolApprovalDialog
-from tui.screens.turn import Turn
-from tui.store_schema import ConversationChangedError
-from tui.store_writer import (
-    ChangedElsewhere,
-    Dropped,
-    Forked,
-    StoreWriter,
-    WriteFailed,
-    WriterEvent,
-    WritesResumed,
-    Written,
-)
+from tui.chat.conversations import NARROW, Conversations
+from tui.chat.services import ChatServices
+from tui.chat.turn import Turn
+from tui.screens.dialogs import ChoiceDialog, ToolApprovalDialog
+from tui.store_writer import StoreWriter, WriterEvent
 from tui.widgets.footer import KeyFooter
-from tui.widgets.messages import ChatItem, ErrorItem, MessageLog, NoticeItem, UserMessage
+from tui.widgets.messages import ChatItem, ErrorItem, MessageLog, UserMessage
 from tui.widgets.prompt import PromptInput
 from tui.widgets.sidebar import ConversationList
 from tui.widgets.status import StatusBar
 
 if TYPE_CHECKING:
-    from tui.app import SpeziChatApp
-    from tui.store import Conversation, SearchHit
+    from tui.store import Conversation
 
-NARROW = 60
-"""Below this many columns the conversation list hides itself (Ctrl+B still shows it)."""
+__all__ = ["NARROW", "ChatScreen", "ChatServices"]
 
 STOP_GRACE_S = 1.0
 """After Esc, how long the backend may take to stop on its own before the worker is cancelled."""
@@ -87,25 +80,23 @@ class ChatScreen(Screen[None]):
         "prompt.page_down",
     )
 
+    generating: var[bool] = var(False, bindings=True)
+    """A reply streams (Esc stops it; the footer shows Esc only then)."""
+
     @dataclass
     class StoreEvent(Message):
         """What the history writer reported (posted from its thread)."""
 
         event: WriterEvent
 
-    def __init__(self) -> None:
+    def __init__(self, services: ChatServices) -> None:
         super().__init__(id="chat-screen")
+        self.services = services
+        self.conversations = Conversations(self, services)
         self.conversation: Conversation | None = None
         self.session: Session[Any] | None = None
-        self.generating = False
         self._worker: Worker[None] | None = None
         self._writer: StoreWriter | None = None
-        self._sidebar_wanted = True
-        self._sidebar_forced = False
-
-    @property
-    def chat_app(self) -> SpeziChatApp:
-        return cast("SpeziChatApp", self.app)
 
     # Layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -138,7 +129,7 @@ class ChatScreen(Screen[None]):
     def writer(self) -> StoreWriter:
         """Where every change to the history goes (started when the screen mounts)."""
         if self._writer is None:
-            self._writer = StoreWriter(self.chat_app.store, self._post_store_event)
+            self._writer = self.services.open_writer(self._post_store_event)
         return self._writer
 
     def _post_store_event(self, event: WriterEvent) -> None:
@@ -151,17 +142,17 @@ class ChatScreen(Screen[None]):
 
     async def on_mount(self) -> None:
         self.writer  # noqa: B018 - the writer's thread starts with the screen
-        self._sidebar_wanted = self.chat_app.settings.ui.show_sidebar
-        self._layout_sidebar()
-        self.status.follow(self.chat_app.runner)
+        self.conversations.sidebar_wanted = self.services.settings().ui.show_sidebar
+        self.conversations.layout_sidebar()
+        self.status.follow(self.services.runner)
         self.apply_settings()
         latest = self._conversations()
         if latest:
             await self.open_conversation(latest[0].id)
         else:
             self.refresh_sidebar()
-            self._show_title(None)
-        notice = self.chat_app.store.recovery_notice
+            self.show_title(None)
+        notice = self.services.store.recovery_notice
         if notice is not None:
             # Besides the toast: in the conversation, where it stays until another is opened.
             await self.log_view.add(ErrorItem(notice))
@@ -173,7 +164,7 @@ class ChatScreen(Screen[None]):
     # Sessions -------------------------------------------------------------------------------
     def apply_settings(self) -> None:
         """Use the current settings (backend, model, parameters) from the next reply on."""
-        general = self.chat_app.settings.general
+        general = self.services.settings().general
         self.status.backend = general.backend
         self.status.model = general.model
         # A conversation keeps its context (and system prompt); an unsent one starts afresh.
@@ -193,21 +184,21 @@ class ChatScreen(Screen[None]):
 
     def _new_session(self, context: Context | None) -> Session[Any] | None:
         try:
-            session = self.chat_app.make_session(context)
+            session = self.services.make_session(context)
         except LLMError as error:
             self.session = None
-            self.status.state = "error"
+            self.status.state = LLMState.ERROR
             self.status.clear_figures()
-            self.call_after_refresh(self._show_error, error)
+            self.call_after_refresh(self.show_error, error)
             return None
         session.approver = self._approve
         self.session = session
         self.status.state = (
-            "ready" if session.state is LLMState.UNINITIALIZED else session.state.value
+            LLMState.READY if session.state is LLMState.UNINITIALIZED else session.state
         )
         return session
 
-    async def _show_error(self, error: LLMError) -> None:
+    async def show_error(self, error: LLMError) -> None:
         await self.log_view.add(ErrorItem(error))
 
     async def _approve(self, call: ToolCall) -> bool:
@@ -228,16 +219,17 @@ class ChatScreen(Screen[None]):
     # Conversations ------------------------------------------------------------------------
     def _conversations(self) -> list[Conversation]:
         try:
-            return self.chat_app.store.list_conversations()
+            return self.services.store.list_conversations()
         except LLMError as error:
-            self.call_after_refresh(self._show_error, error)
+            self.call_after_refresh(self.show_error, error)
             return []
 
     def refresh_sidebar(self) -> None:
         current = self.conversation.id if self.conversation else None
         self.sidebar.show(self._conversations(), current)
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
+        """Whether a reply streams (then the user is told to stop it first)."""
         if self.generating:
             self.notify(
                 "A reply is streaming. Press Esc to stop it first.", severity="warning", timeout=4
@@ -245,7 +237,7 @@ class ChatScreen(Screen[None]):
         return self.generating
 
     async def open_conversation(self, conversation_id: str) -> bool:
-        store = self.chat_app.store
+        store = self.services.store
         try:
             conversation = store.get_conversation(conversation_id)
             if conversation is None:
@@ -255,7 +247,7 @@ class ChatScreen(Screen[None]):
             context = self.writer.overlay(conversation_id, store.load_context(conversation_id))
             damage = store.damage_report(conversation_id)
         except LLMError as error:
-            await self._show_error(error)
+            await self.show_error(error)
             self.refresh_sidebar()
             return False
         self.conversation = conversation
@@ -265,23 +257,23 @@ class ChatScreen(Screen[None]):
         if damage is not None:
             await self.log_view.add(ErrorItem(damage))
         self.refresh_sidebar()
-        self._show_title(conversation.title)
+        self.show_title(conversation.title)
         self.status.clear_figures()
         return True
 
     async def action_new_chat(self) -> None:
-        if self._busy():
+        if self.busy():
             return
         self.conversation = None
         self.session = None
         self._new_session(None)
         await self.log_view.clear()
         self.refresh_sidebar()
-        self._show_title(None)
+        self.show_title(None)
         self.status.clear_figures()
         self.prompt.focus()
 
-    def _show_title(self, title: str | None) -> None:
+    def show_title(self, title: str | None) -> None:
         """Name the open conversation (``None``: a new one, with a hint how to start)."""
         self.sub_title = one_line(title or "")
         shown = one_line(title) if title is not None else "New conversation"
@@ -289,7 +281,8 @@ class ChatScreen(Screen[None]):
         if title is None and not self.log_view.items():
             from tui.widgets.messages import empty_hint
 
-            remapped, _problems = keymap.check_keymap(self.chat_app.settings.ui.keybindings)
+            keys = self.services.settings().ui.keybindings
+            remapped, _problems = keymap.check_keymap(keys)
             self.log_view.show_hint(empty_hint(lambda key: keymap.key_label(key, remapped)))
         else:
             self.log_view.hide_hint()
@@ -299,75 +292,41 @@ class ChatScreen(Screen[None]):
         if self.conversation is not None and event.conversation_id == self.conversation.id:
             self.prompt.focus()
             return
-        if not self._busy() and await self.open_conversation(event.conversation_id):
+        if not self.busy() and await self.open_conversation(event.conversation_id):
             self.prompt.focus()
 
     @on(ConversationList.Rename)
     def _rename(self, event: ConversationList.Rename) -> None:
-        conversation = self.chat_app.store.get_conversation(event.conversation_id)
-        if conversation is None:
-            return
-
-        def rename(title: str | None) -> None:
-            if not title:
-                return
-            self.writer.rename(event.conversation_id, title)
-            if self.conversation is not None and self.conversation.id == event.conversation_id:
-                self.conversation = replace(self.conversation, title=title)
-                self._show_title(title)
-            self.refresh_sidebar()
-
-        self.app.push_screen(TextDialog("Rename the conversation", conversation.title), rename)
+        self.conversations.rename(event.conversation_id)
 
     @on(ConversationList.Delete)
     def _delete(self, event: ConversationList.Delete) -> None:
-        conversation = self.chat_app.store.get_conversation(event.conversation_id)
-        if conversation is None:
-            return
-        if self.generating and self.conversation and self.conversation.id == conversation.id:
-            self._busy()
-            return
+        self.conversations.delete(event.conversation_id)
 
-        async def delete(confirmed: bool | None) -> None:
-            if not confirmed:
-                return
-            self.writer.delete_conversation(event.conversation_id)
-            if self.conversation is not None and self.conversation.id == event.conversation_id:
-                await self.action_new_chat()
-            self.refresh_sidebar()
-            self.notify(f"Deleted “{one_line(conversation.title)}”.", timeout=3, markup=False)
-
-        self.app.push_screen(
-            ConfirmDialog(
-                "Delete this conversation?",
-                f"“{conversation.title}” and its {conversation.message_count} messages will be "
-                "deleted. This cannot be undone.",
-                yes="Delete",
-                no="Keep",
-            ),
-            delete,
-        )
+    @on(StoreEvent)
+    async def _store_event(self, message: StoreEvent) -> None:
+        await self.conversations.report(message.event)
 
     # Sending ------------------------------------------------------------------------------
     @on(PromptInput.Submitted)
     async def _submitted(self, event: PromptInput.Submitted) -> None:
-        if not event.text.strip() or self._busy():
+        if not event.text.strip() or self.busy():
             return
         session = self.session or self._new_session(None)
         if session is None:
             return  # the error is on screen; the text stays in the prompt
         if session.state in (LLMState.GENERATING, LLMState.LOADING):
-            self._busy()
+            self.busy()
             return
         if self.conversation is None:
             from tui.store import Store, title_from_text
 
-            general = self.chat_app.settings.general
+            general = self.services.settings().general
             self.conversation = Store.new_conversation(
                 title_from_text(event.text), general.backend, general.model
             )
             self.writer.create(self.conversation, list(session.context))
-            self._show_title(self.conversation.title)
+            self.show_title(self.conversation.title)
         entry = session.context.append_user(event.prompt.take_text())
         self._save(entry)
         # The message takes its place in the log now; the request need not wait for it
@@ -382,64 +341,9 @@ class ChatScreen(Screen[None]):
         if self.conversation is not None and self.session is not None:
             self.writer.save(self.conversation, self.session.context, entry)
 
-    @on(StoreEvent)
-    async def _store_event(self, message: StoreEvent) -> None:
-        event = message.event
-        if isinstance(event, WriteFailed):
-            await self.log_view.add(ErrorItem(event.error))
-            self.notify(
-                f"{event.pending} change(s) to the history wait to be saved. Nothing on "
-                "screen is lost: spezichat tries again by itself and with every new message.",
-                title="Not saved yet",
-                severity="warning",
-                timeout=10,
-                markup=False,
-            )
-        elif isinstance(event, WritesResumed):
-            await self.log_view.add(
-                NoticeItem(f"Saved the {event.written} change(s) that had waited.")
-            )
-        elif isinstance(event, Forked):
-            await self._forked(event)
-        elif isinstance(event, Dropped):
-            await self.log_view.add(ErrorItem(event.error))
-        if isinstance(event, WritesResumed | Forked):
-            self.refresh_sidebar()
-        elif isinstance(event, Written | ChangedElsewhere):
-            self._refresh_sidebar_in_background()
-
-    def _refresh_sidebar_in_background(self) -> None:
-        """The list changed behind the user's back: keep their place in it."""
-        sidebar = self.sidebar
-        keep = sidebar.highlighted_id if sidebar.has_focus else None
-        self.refresh_sidebar()
-        if keep is not None and keep != sidebar.highlighted_id:
-            with suppress(OptionDoesNotExist):
-                sidebar.highlighted = sidebar.get_option_index(keep)
-
-    async def _forked(self, event: Forked) -> None:
-        current = self.conversation
-        if current is None or current.id != event.source_id:
-            return  # another conversation's late writes; the sidebar shows the copy
-        self.conversation = event.fork
-        self._show_title(event.fork.title)
-        if isinstance(event.error, ConversationChangedError):
-            text = (
-                f"{event.error.description} {event.error.reason} So that the two windows' "
-                f"messages do not mix, this window's conversation continues as a copy: "
-                f"“{event.fork.title}”; the other window's stays as it is."
-            )
-        else:
-            text = (
-                f"“{current.title}” was deleted in another window; this window's "
-                f"conversation is kept as “{event.fork.title}”."
-            )
-        await self.log_view.add(NoticeItem(text))
-
     def _start_generation(self, user_id: str) -> None:
         # Busy from now on, so a second Enter cannot start another reply meanwhile.
         self.generating = True
-        self.refresh_bindings()
         self._worker = self.generate(user_id)
 
     @work(exclusive=True, group="generate")
@@ -456,12 +360,12 @@ class ChatScreen(Screen[None]):
             writer=self.writer,
             conversation=self.conversation,
             user_id=user_id,
-            speaker=f"Assistant · {self.chat_app.settings.general.model}",
+            speaker=f"Assistant · {self.services.settings().general.model}",
         )
         error: LLMError | None = None
-        with self.chat_app.no_full_collections():
+        with self.services.while_streaming():
             try:
-                await self.chat_app.prepare_session(session)  # MCP servers and their tools
+                await self.services.prepare_session(session)  # MCP servers and their tools
                 async for event in session.stream():
                     await turn.handle(event)
             except LLMError as exc:
@@ -473,11 +377,10 @@ class ChatScreen(Screen[None]):
                 # When the app quits mid-reply, the screen's widgets may be gone by now.
                 shown = self.is_attached and bool(self.query(StatusBar))
                 if shown:
-                    self.status.state = session.state.value
-                    self.refresh_bindings()
+                    self.status.state = session.state
                     self.refresh_sidebar()
         if error is not None and shown:
-            self.status.state = "error"
+            self.status.state = LLMState.ERROR
             await self.log_view.add(ErrorItem(error))
 
     # Stop and retry -----------------------------------------------------------------------
@@ -504,7 +407,7 @@ class ChatScreen(Screen[None]):
             worker.cancel()
 
     async def action_retry(self) -> None:
-        if self._busy():
+        if self.busy():
             return
         session = self.session
         last_user = session.context.last(Role.USER) if session else None
@@ -519,26 +422,11 @@ class ChatScreen(Screen[None]):
         self._start_generation(last_user.id)
 
     # Other actions ------------------------------------------------------------------------
-    def _layout_sidebar(self) -> None:
-        """Show the list when wanted; below NARROW columns only when asked for there."""
-        narrow = self.size.width < NARROW
-        self.sidebar.display = self._sidebar_wanted and (not narrow or self._sidebar_forced)
-        self.query_one("#conversation-title").display = not self.sidebar.display
-        if not self.sidebar.display and self.sidebar.has_focus:
-            self.prompt.focus()
-
     def on_resize(self) -> None:
-        self._layout_sidebar()
+        self.conversations.layout_sidebar()
 
     def action_toggle_sidebar(self) -> None:
-        show = not self.sidebar.display
-        self._sidebar_wanted = show
-        self._sidebar_forced = show and self.size.width < NARROW
-        self._layout_sidebar()
-        settings = self.chat_app.settings
-        if settings.ui.show_sidebar != show:
-            settings.ui.show_sidebar = show
-            self.chat_app.save_settings()
+        self.conversations.toggle_sidebar()
 
     def action_focus_sidebar(self) -> None:
         if not self.sidebar.display:
@@ -576,50 +464,15 @@ class ChatScreen(Screen[None]):
             focused.action_previous()  # Up at the top: on into the older messages
 
     def action_search(self) -> None:
-        from tui.screens.search import SearchScreen
-
-        self.app.push_screen(SearchScreen(self.chat_app.store), self._jump_to)
-
-    async def _jump_to(self, hit: SearchHit | None) -> None:
-        if hit is None:
-            return
-        elsewhere = self.conversation is None or self.conversation.id != hit.conversation_id
-        if elsewhere and (self._busy() or not await self.open_conversation(hit.conversation_id)):
-            return
-        from tui.screens.search import match_finder
-
-        if await self.log_view.reveal(hit.entry_id, match=match_finder(hit.snippet)) is None:
-            self.notify("That message is no longer in the conversation.", severity="warning")
+        self.conversations.search()
 
     async def action_export(self) -> None:
-        if self.conversation is None:
-            self.notify("Nothing to export yet: send a message first.", timeout=3)
-            return
-        from tui.export import export_to_file
-
-        if self.writer.pending:
-            self.notify(
-                f"{self.writer.pending} change(s) are not saved yet; the export holds what is.",
-                severity="warning",
-                timeout=6,
-            )
-        directory = self.chat_app.export_dir()
-        try:
-            paths = [
-                export_to_file(self.chat_app.store, self.conversation.id, directory, fmt)
-                for fmt in ("md", "json")
-            ]
-        except LLMError as error:
-            await self._show_error(error)
-            return
-        text = "Exported to " + " and ".join(str(path) for path in paths)
-        await self.log_view.add(NoticeItem(text))
-        self.notify(printable(text), title="Export", timeout=8, markup=False)
+        await self.conversations.export()
 
     def action_settings(self) -> None:
         from tui.screens.settings import SettingsScreen
 
-        self.app.push_screen(SettingsScreen(self.chat_app.settings), self._settings_saved)
+        self.app.push_screen(SettingsScreen(self.services.settings()), self._settings_saved)
 
     def _settings_saved(self, changed: bool | None) -> None:
         if changed:
@@ -630,6 +483,6 @@ class ChatScreen(Screen[None]):
 
         def chosen(model: str | None) -> None:
             if model:
-                self.chat_app.set_model(model)
+                self.services.set_model(model)
 
-        self.app.push_screen(ModelPicker(self.chat_app.settings), chosen)
+        self.app.push_screen(ModelPicker(self.services.settings()), chosen)

@@ -9,17 +9,18 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from backends.state import LLMState
 from backends.untrusted import one_line
 
 if TYPE_CHECKING:
     from backends.runner import Runner
     from backends.state import PlatformState
 
-STATE_STYLES = {
-    "loading": "$warning",
-    "generating": "$accent",
-    "ready": "$success",
-    "error": "$error",
+STATE_STYLES: dict[LLMState, str] = {
+    LLMState.LOADING: "$warning",
+    LLMState.GENERATING: "$accent",
+    LLMState.READY: "$success",
+    LLMState.ERROR: "$error",
 }
 
 ACTIVITY_STYLES = {
@@ -35,7 +36,8 @@ class StatusBar(Static):
     activity: reactive[str] = reactive("idle")
     """The runner's state: "processing" while any backend generates, else "idle"."""
     model: reactive[str] = reactive("")
-    state: reactive[str] = reactive("ready")
+    state: reactive[LLMState] = reactive(LLMState.READY)
+    """Where the chat's session stands."""
     speed: reactive[float | None] = reactive(None)
     """Tokens per second of the last reply."""
     usage: reactive[tuple[int, int] | None] = reactive(None)
@@ -76,7 +78,7 @@ class StatusBar(Static):
             " · ",
             one_line(self.model) or "no model",
             " · ",
-            (self.state, STATE_STYLES.get(self.state, "")),
+            (self.state.value, STATE_STYLES.get(self.state, "")),
         ]
         approx = "≈" if self.estimated else ""
         if self.speed is not None:

@@ -6,7 +6,8 @@ The chat screen creates a :class:`Turn` per reply and feeds it every event of
 :meth:`Turn.close`, stores everything from the user's message on, drops entries the
 context replaced, draws the final text once and reports speed and token usage. Every
 write goes through the screen's :class:`tui.store_writer.StoreWriter`: it never blocks,
-keeps the order and reports failures to the screen itself.
+keeps the order and reports failures to the screen itself. (Not a screen: it lives in
+:mod:`tui.chat` with the other parts of the chat.)
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class Turn:
         elif isinstance(event, Usage):
             self.usage = event
         elif isinstance(event, StateChanged):
-            self.status.state = event.state.value
+            self.status.state = event.state
         elif isinstance(event, Notice):
             await self.log.add(NoticeItem(event.text))
 
