@@ -103,6 +103,7 @@ class WebServer(Server):
         self.open_browser = open_browser
         self.cookie_name = f"spezichat-web-{port}"
         self._sessions: set[asyncio.Task[Any]] = set()
+        self._announcing: asyncio.Future[None] | None = None
 
     # -- access ---------------------------------------------------------------------
 
@@ -192,6 +193,21 @@ class WebServer(Server):
     async def on_startup(self, app: web.Application) -> None:
         # Middlewares are read when the application freezes, right after on_startup.
         app.middlewares.append(self.guard)
+        # aiohttp starts listening only after on_startup: announce (and open the browser)
+        # once the port takes connections, so whoever reads the URL can use it at once.
+        self._announcing = asyncio.ensure_future(self._announce_when_listening())
+
+    async def _announce_when_listening(self) -> None:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        host = "::1" if host == "::" else host
+        for _ in range(500):
+            try:
+                _reader, writer = await asyncio.open_connection(host, self.port)
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            writer.close()
+            break
         self.announce()
         if self.open_browser:
             loop = asyncio.get_running_loop()
