@@ -25,7 +25,7 @@ class LLMError(Exception):
 
     description: str = "Unknown LLM error."
     reason: str = "An unexpected error occurred while running the language model."
-    suggestion: str = "Retry the request; if it keeps failing, restart spezichat."
+    suggestion: str = "Retry the request; if it keeps failing, restart the program."
 
     def __init__(
         self,
@@ -83,7 +83,7 @@ class ConfigurationError(LLMError):
 
     description = "The model configuration is invalid."
     reason = "A setting has a value the backend cannot use."
-    suggestion = "Check the settings named in the message and correct them."
+    suggestion = "Check the values named in the message and correct them."
 
 
 class PlatformNotFoundError(LLMError):

@@ -35,7 +35,7 @@ from typing import Any
 
 import annotated_types as at
 
-from backends.errors import LLMError
+from backends.errors import LLMError, sentence
 
 
 class FunctionSchemaError(LLMError):
@@ -99,7 +99,7 @@ class JSONSchema:
             # A deep copy, and proof that the schema is JSON.
             copy = json.loads(json.dumps(dict(self.schema)))
         except (TypeError, ValueError) as exc:
-            raise FunctionSchemaError(reason=f"A JSONSchema is not JSON: {exc}.") from exc
+            raise FunctionSchemaError(reason=sentence(f"A JSONSchema is not JSON: {exc}")) from exc
         object.__setattr__(self, "schema", copy)
 
 
@@ -235,7 +235,7 @@ def _rule(marker: Any, kind: str | None) -> tuple[str, Any, Check]:
         try:
             regex = re.compile(marker.regex)
         except re.error as exc:
-            raise _misfit(f"Pattern {marker.regex!r}: {exc}.") from exc
+            raise _misfit(sentence(f"Pattern {marker.regex!r}: {exc}")) from exc
 
         def matches(value: Any, path: str) -> None:
             if regex.search(value) is None:

@@ -29,8 +29,6 @@ COMMANDS: dict[str, str] = {
 }
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 

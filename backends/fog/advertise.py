@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from backends.errors import ConfigurationError
+from backends.errors import ConfigurationError, sentence
 from backends.fog.config import DEFAULT_HOST
 from backends.fog.errors import FogDiscoveryError
 from backends.untrusted import one_line
@@ -71,14 +71,16 @@ class FogAdvertiser:
             raise ConfigurationError(
                 f"Port {port} cannot be advertised.",
                 reason="A TCP port lies between 1 and 65535.",
-                suggestion="Pass the port the server listens on with --port.",
+                suggestion="Pass the port the server listens on (`FogAdvertiser.port`).",
             )
         if not name.strip() or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
             raise ConfigurationError(
                 "The fog node name cannot be advertised.",
                 reason="An mDNS instance name is visible text: it may not be empty or hold "
                 "control characters (line breaks, tabs, escape codes).",
-                suggestion="Pass a plain name with --name, such as 'spezillmfog lab-gpu'.",
+                suggestion=(
+                    "Pass a plain name (`FogAdvertiser.name`), such as 'spezillmfog lab-gpu'."
+                ),
             )
         self.port = port
         self.tls = tls
@@ -113,7 +115,9 @@ class FogAdvertiser:
             raise FogDiscoveryError(
                 "There is no network address to advertise the fog node on.",
                 reason="This machine has no usable IPv4 or IPv6 address.",
-                suggestion="Connect to the network, or pass --interface with an address.",
+                suggestion=(
+                    "Connect to the network, or pass an address (`FogAdvertiser.interfaces`)."
+                ),
             )
         packed = [socket.inet_pton(_family(a), a) for a in self.addresses]
         try:
@@ -129,7 +133,8 @@ class FogAdvertiser:
             raise ConfigurationError(
                 "The fog node name cannot be advertised.",
                 reason=f"mDNS refused the name or host name: {one_line(str(exc))}.",
-                suggestion="Pass a shorter, plain --name (at most 63 bytes) and --host.",
+                suggestion="Pass a shorter, plain name (`FogAdvertiser.name`, at most 63 "
+                "bytes) and host name (`FogAdvertiser.host`).",
             ) from exc
         interfaces: Any = list(self.interfaces) or InterfaceChoice.All
         version = IPVersion.All if any(":" in a for a in self.addresses) else IPVersion.V4Only
@@ -140,8 +145,12 @@ class FogAdvertiser:
             await self._close()
             raise FogDiscoveryError(
                 "The fog node could not be advertised over mDNS.",
-                reason=f"Registering {self.name} on {', '.join(self.addresses)} failed: {exc}.",
-                suggestion="Check the network interface, or pick another --name.",
+                reason=sentence(
+                    f"Registering {self.name} on {', '.join(self.addresses)} failed: {exc}"
+                ),
+                suggestion=(
+                    "Check the network interface, or pick another name (`FogAdvertiser.name`)."
+                ),
             ) from exc
         self._info = info
 

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from backends.errors import InvalidSecretError
+from backends.errors import InvalidSecretError, sentence
 from backends.fog.errors import FogTokenError
 from backends.secrets import Secret
 from backends.untrusted import one_line
@@ -118,7 +118,7 @@ class CommandToken:
     def __init__(self, command: str, *, timeout: float = 10.0, min_age: float = 2.0) -> None:
         self.command = command
         self.timeout = timeout
-        """Seconds the command may run (``[fog] token_timeout``)."""
+        """Seconds the command may run."""
         self.min_age = min_age
         """A token fetched by a refresh less than this many seconds ago is not fetched
         again: several requests refused at once (or one refusal asked about twice) then
@@ -155,7 +155,7 @@ class CommandToken:
             )
         except (OSError, ValueError) as exc:
             raise FogTokenError(
-                reason=f"The token command `{self.command}` could not be started: {exc}.",
+                reason=sentence(f"The token command `{self.command}` could not be started: {exc}"),
                 suggestion="Check the command and that the program it runs is on PATH.",
             ) from exc
         try:
@@ -168,7 +168,7 @@ class CommandToken:
                 f"{self.timeout:g} s; it was stopped.",
                 suggestion=(
                     "Run the command by hand to see where it hangs (a login prompt?), or "
-                    "raise [fog] token_timeout if it is only slow."
+                    "raise `CommandToken.timeout` if it is only slow."
                 ),
             ) from None
         except BaseException:  # cancelled while it runs: it must not outlive the request

@@ -135,7 +135,8 @@ def create_node_certificates(
             "Node certificates already exist.",
             reason=f"{existing[0]} is already there; issuing new ones would invalidate the "
             "CA certificate every client has.",
-            suggestion="Use the existing files, pick another --dir, or pass --force.",
+            suggestion="Use the existing files, pick another folder, or replace them "
+            "(`create_node_certificates(overwrite=True)`).",
         )
 
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from backends.errors import LLMError
+from backends.errors import LLMError, sentence
 from backends.fog.config import FogConfig
 from backends.fog.errors import (
     FogCertificateError,
@@ -73,6 +73,7 @@ class FogErrorMapper(ErrorMapper):
                     "uses plain HTTP on the network and is not on your allow list."
                 )
                 error.suggestion = allow.suggestion
+                error.allow_entry = allow.allow_entry
                 return error
             source = (
                 f"The token from {token.source} was not accepted."
@@ -122,7 +123,7 @@ class FogErrorMapper(ErrorMapper):
             return FogIdleTimeoutError(
                 "The fog node stalled in the middle of the reply.",
                 reason=reason,
-                suggestion=f"{KEPT} If the node is only slow, raise [fog] idle_timeout.",
+                suggestion=f"{KEPT} If the node is only slow, raise `FogConfig.idle_timeout`.",
             )
         return FogIdleTimeoutError(reason=reason)
 
@@ -137,7 +138,7 @@ class FogErrorMapper(ErrorMapper):
 
     def undecodable(self, why: str, *, partial: bool) -> LLMError:
         return FogGenerationError(
-            reason=f"The answer of {self.url} could not be decompressed: {why}.",
+            reason=sentence(f"The answer of {self.url} could not be decompressed: {why}"),
             suggestion=KEPT if partial else FogGenerationError.suggestion,
         )
 

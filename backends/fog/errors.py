@@ -12,9 +12,8 @@ import re
 from backends.errors import LLMError
 
 CA_HINT = (
-    "Copy the root CA certificate from the node (`spezichat fog init` writes it to "
-    "<dir>/ca/ca.crt) and pass it with --ca-cert, set SPEZICHAT_FOG_CA_CERT, or set "
-    "ca_cert in the [fog] section of the config."
+    "Copy the root CA certificate from the node (ca/ca.crt in the folder its certificates "
+    "were issued into) and set `FogConfig.ca_cert` to its path."
 )
 
 
@@ -24,6 +23,8 @@ class FogError(LLMError):
     description = "The fog node failed for an unknown reason."
     reason = "Something unexpected went wrong while finding or talking to a fog node."
     suggestion = "Check that the node runs and that this machine reaches it, then retry."
+    allow_entry: str = ""
+    """For a plain-HTTP node that is not allowed: the HOST:PORT entry that allows it."""
 
 
 class FogNodeNotFoundError(FogError):
@@ -31,10 +32,7 @@ class FogNodeNotFoundError(FogError):
 
     description = "No fog node was found on the local network."
     reason = "No fog service answered the mDNS browse, and no manual node is configured."
-    suggestion = (
-        "Start a node (`spezichat fog serve` or `spezichat fog advertise`) on this network, "
-        "run `spezichat discover` to check, or add its URL to manual_nodes in the config."
-    )
+    suggestion = "Start a fog node on this network, or list its URL in `FogConfig.manual_nodes`."
 
 
 class FogDiscoveryError(FogError):
@@ -43,7 +41,7 @@ class FogDiscoveryError(FogError):
     description = "Browsing the local network for fog nodes failed."
     reason = "mDNS could not be started on this machine's network interfaces."
     suggestion = (
-        "Check the network connection, or list the node in manual_nodes in the config to skip mDNS."
+        "Check the network connection, or list the node in `FogConfig.manual_nodes` to skip mDNS."
     )
 
 
@@ -61,8 +59,8 @@ class FogUnauthorizedError(FogError):
     description = "The fog node refused the request as unauthorized."
     reason = "The bearer token is missing, expired, or not accepted by the node."
     suggestion = (
-        "Provide a valid token: SPEZICHAT_FOG_TOKEN, --token-command, or token_command in "
-        "the [fog] section of the config."
+        "Provide a valid token: set SPEZICHAT_FOG_TOKEN, or pass a token provider "
+        "(StaticToken, FileToken, CommandToken) as `FogConfig.token`."
     )
 
 
@@ -79,7 +77,7 @@ class FogModelNotFoundError(FogError):
     reason = "The fog node does not have the requested model."
     suggestion = (
         "Download the model on the node (for Ollama: `ollama pull MODEL`), or pick one "
-        "that `spezichat discover` lists for the node."
+        "the node lists (`FogPlatform.list_models`)."
     )
 
     def __init__(self, model: str, node: str = "", *, detail: str = "") -> None:
@@ -105,10 +103,9 @@ class FogInsecureNodeError(FogError):
     description = "The fog node offers only plain HTTP, which is not allowed."
     reason = "Unencrypted connections to other machines are refused unless you opt in."
     suggestion = (
-        "Serve the node over TLS (`spezichat fog init`). To send it the token anyway, "
-        "allow that node: --allow-http-node HOST:PORT or allow_http_nodes in the [fog] "
-        "section of the config; --insecure (allow_http = true) uses plain-HTTP nodes "
-        "without the token."
+        "Serve the node over TLS (`create_node_certificates`). To send it the token anyway, "
+        "allow that node (HOST:PORT) in `FogConfig.allow_http_nodes`; `FogConfig.allow_http` "
+        "uses plain-HTTP nodes without the token."
     )
 
 
@@ -127,8 +124,7 @@ class FogIdleTimeoutError(FogError):
     description = "The fog node stopped sending the reply."
     reason = "Nothing new arrived within the idle timeout, though the connection stayed open."
     suggestion = (
-        "Retry; if the model needs longer to start answering, raise [fog] idle_timeout "
-        "in the settings."
+        "Retry; if the model needs longer to start answering, raise `FogConfig.idle_timeout`."
     )
 
 

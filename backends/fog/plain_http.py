@@ -32,7 +32,6 @@ import httpx
 
 from backends.fog.errors import FogInsecureNodeError
 
-ALLOW_OPTION = "--allow-http-node"
 ALLOW_SETTING = "allow_http_nodes"
 
 
@@ -151,7 +150,7 @@ def not_allowed_error(name: str, url: str, *, answered: bool | None = None) -> F
         heard = " It answered a health check sent without the token."
     elif answered is False:
         heard = " It did not answer a health check sent without the token."
-    return FogInsecureNodeError(
+    error = FogInsecureNodeError(
         "The fog node uses plain HTTP on the network and is not on your allow list.",
         reason=(
             f"{name} at {url} offers only unencrypted HTTP: the bearer token would cross the "
@@ -159,12 +158,13 @@ def not_allowed_error(name: str, url: str, *, answered: bool | None = None) -> F
             f"fog node.{heard}"
         ),
         suggestion=(
-            "Best, serve the node over TLS (`spezichat fog init`). If you trust this node "
-            f'and the network, allow it: pass {ALLOW_OPTION} {entry}, or add "{entry}" to '
-            f"{ALLOW_SETTING} in the [fog] section of the config (choosing it in the fog "
-            "onboarding asks and does this); --insecure uses it without the token."
+            "Best, serve the node over TLS (`create_node_certificates`). If you trust this "
+            f'node and the network, allow it: add "{entry}" to `FogConfig.{ALLOW_SETTING}`; '
+            "`FogConfig.allow_http` uses it without the token."
         ),
     )
+    error.allow_entry = entry
+    return error
 
 
 def token_targets(

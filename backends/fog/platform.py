@@ -40,7 +40,7 @@ from backends.fog.errors import (
 )
 from backends.fog.tls import make_http_client
 from backends.openai.chat import ChatCompletionsSchema, build_request_body
-from backends.openai.client import ChatCompletionsClient, ChatCompletionsSession
+from backends.openai.client import ChatStreamSession
 from backends.session import Platform
 from backends.state import LLMState
 
@@ -252,7 +252,7 @@ class FogPlatform(Platform[FogSchema]):
             self._http = None
 
 
-class FogSession(ChatCompletionsSession[FogSchema]):
+class FogSession(ChatStreamSession[FogSchema]):
     """A conversation with a model on the fog nodes."""
 
     platform: FogPlatform
@@ -276,14 +276,6 @@ class FogSession(ChatCompletionsSession[FogSchema]):
         # generation that follows then stops quietly), as for OpenAI's model check.
         await self._unless_cancelled(self.platform.ensure_node())
 
-    def chat_client(self) -> ChatCompletionsClient:
-        """A client for the best node right now (the session itself fails over)."""
-        candidates = self.platform.candidates(self.schema.model, set())
-        if not candidates:
-            raise self.platform.no_node_error([])
-        node = candidates[0]
-        return node_client(self.platform.http, node.urls()[0], self.config)
-
     @property
     def config(self) -> FogConfig:
         """The platform's configuration, with this session's token when its schema has one."""
@@ -300,10 +292,12 @@ class FogSession(ChatCompletionsSession[FogSchema]):
             body.setdefault("max_tokens", body["max_completion_tokens"])
         return body
 
-    async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
+    async def stream_reply(
+        self, context: Context, cancel: asyncio.Event
+    ) -> AsyncIterator[PlatformEvent]:
+        """Stream from the best node; one that fails before answering hands over to the next."""
         if self.cancelled:
             return  # stopped while a node was being found: nothing is sent
-        self._new_cancel_event()
         platform = self.platform
         tried: set[str] = set()
         errors: list[LLMError] = []
@@ -322,7 +316,7 @@ class FogSession(ChatCompletionsSession[FogSchema]):
                 tried.add(node.key)
                 output = False
                 try:
-                    async for event in self._stream_from(node, context):
+                    async for event in self._stream_from(node, context, cancel):
                         if isinstance(event, (TextDelta, ToolCallsDone)):
                             output = True
                         yield event
@@ -339,14 +333,16 @@ class FogSession(ChatCompletionsSession[FogSchema]):
                 )
         raise most_relevant(errors) or platform.no_node_error([])
 
-    async def _stream_from(self, node: FogNode, context: Context) -> AsyncIterator[PlatformEvent]:
+    async def _stream_from(
+        self, node: FogNode, context: Context, cancel: asyncio.Event
+    ) -> AsyncIterator[PlatformEvent]:
         """Stream from one node, trying its other addresses when one cannot be reached."""
         body = self.request_body_for(context, node)
         last: LLMError | None = None
         for url in node.urls():
             client = node_client(self.platform.http, url, self.config)
             try:
-                async for event in client.stream_chat(body, cancel=self._cancel_event):
+                async for event in client.stream_chat(body, cancel=cancel):
                     yield event
                 return
             except FogConnectivityError as error:

@@ -55,13 +55,14 @@ def read_api_key(path: Path) -> str:
         raise ConfigurationError(
             f"The API key file {path} could not be read.",
             reason=exc.strerror or str(exc),
-            suggestion="Run `spezichat fog init` to create it, or pass --api-key.",
+            suggestion="Create it (`create_api_key`), or pass the key (`ServeOptions.api_key`).",
         ) from exc
     if not key:
         raise ConfigurationError(
             f"The API key file {path} is empty.",
             reason="A fog node needs a non-empty key that clients send as bearer token.",
-            suggestion="Write a key into the file, or run `spezichat fog init --force`.",
+            suggestion="Write a key into the file, or create a new one "
+            "(`create_api_key(overwrite=True)`).",
         )
     return check_secret(key, what="fog node API key", source=str(path))
 
@@ -123,9 +124,8 @@ def build_app(options: ServeOptions) -> Any:
     if not options.model.is_file():
         raise ConfigurationError(
             f"The model file {options.model} does not exist.",
-            reason="`spezichat fog serve` needs a GGUF model file on this machine.",
-            suggestion="Pass the path of a .gguf file with --model "
-            "(`spezichat download` fetches one).",
+            reason="A fog node serves a GGUF model file on this machine.",
+            suggestion="Pass the path of a .gguf file (`ServeOptions.model`).",
         )
     server_settings = ServerSettings(
         host=options.listen,
@@ -210,7 +210,7 @@ async def serve(
                     reason=f"It died {len(deaths)} times within {DEATH_WINDOW:.0f} s; the "
                     f"last one {how}.",
                     suggestion="Check the model file and the free memory; a smaller model "
-                    "or context (--n-ctx) helps when memory runs out.",
+                    "or context (`ServeOptions.n_ctx`) helps when memory runs out.",
                 )
             mode = "off"
             if on_event is not None:
@@ -367,8 +367,8 @@ def bind_socket(listen: str, port: int) -> socket.socket:
             f"The fog node cannot listen on {listen}:{port}.",
             reason=f"{exc.strerror or exc}: the port is in use, or the address is not one of "
             "this machine's.",
-            suggestion="Pick another --port (or --listen address), or stop the program "
-            "that uses it.",
+            suggestion="Pick another port (`ServeOptions.port`) or address "
+            "(`ServeOptions.listen`), or stop the program that uses it.",
         ) from exc
     sock.set_inheritable(True)
     return sock

@@ -153,16 +153,17 @@ def certificate_error(exc: BaseException, url: str, config: FogConfig) -> FogCer
             "computer's clock.",
             suggestion=(
                 "Check this computer's date and time first. If they are right, renew the "
-                "node's certificates: run `spezichat fog init --force` on the node (as "
-                "before, with --dir and --host if you used them), restart the node, and "
-                "copy the new root CA certificate (<dir>/ca/ca.crt) to every client."
+                "node's certificates on the node "
+                "(`create_node_certificates(overwrite=True)`, same folder and host name as "
+                "before), restart the node, and copy the new root CA certificate "
+                "(ca/ca.crt) to every client."
             ),
         )
     if "mismatch" in detail.lower() or "hostname" in detail.lower():
         suggestion = (
             f"The node's certificate is not issued for {config.expected_host}. Set "
-            "expected_host in the [fog] section of the config to the name `spezichat fog "
-            "init --host` used, or issue a certificate for it."
+            "`FogConfig.expected_host` to the host name the certificate was issued for, or "
+            "issue a certificate for this one."
         )
     else:
         suggestion = CA_HINT

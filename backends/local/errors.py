@@ -19,10 +19,19 @@ class ModelNotFoundError(LocalError):
 
     description = "Model file not found."
     reason = "The specified model file could not be found on this machine."
-    suggestion = (
-        "Download the model first (`spezichat download MODEL`), or pass the path of an "
-        "existing .gguf file."
-    )
+    suggestion = "Download the model first, or pass the path of an existing .gguf file."
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        reason: str | None = None,
+        suggestion: str | None = None,
+        model: str = "",
+    ) -> None:
+        super().__init__(description, reason=reason, suggestion=suggestion)
+        self.model = model
+        """The catalog id or hub file that is missing (empty for a path)."""
 
 
 class ContextSizeError(LocalError):
@@ -32,7 +41,7 @@ class ContextSizeError(LocalError):
     reason = "The model was trained on a context that is smaller than the configured one."
     suggestion = (
         "Set a context size smaller than or equal to the model's trained context "
-        "(local.n_ctx in the settings), or leave it unset to use the model's own."
+        "(`LocalSchema.n_ctx`), or leave it unset to use the model's own."
     )
 
 
@@ -62,8 +71,8 @@ class EngineCrashedError(LocalError):
     reason = "The process that runs llama.cpp ended while it was in use."
     suggestion = (
         "Send the message again: a fresh engine starts. If it keeps crashing, load the "
-        'model with CPU extra buffer types off (cpu_extra_buffers = "off"), a smaller '
-        "context (n_ctx) or another model."
+        "model with CPU extra buffer types off (`LocalSchema.cpu_extra_buffers`), a smaller "
+        "context (`LocalSchema.n_ctx`) or another model."
     )
 
 
@@ -72,7 +81,7 @@ class CorruptModelError(LocalError):
 
     description = "The model file is damaged or not a GGUF model."
     reason = "llama.cpp could not read the file as a GGUF model."
-    suggestion = "Delete the file and download it again (`spezichat download MODEL`)."
+    suggestion = "Delete the file and download it again."
 
 
 class OutOfMemoryError(LocalError):
@@ -81,8 +90,8 @@ class OutOfMemoryError(LocalError):
     description = "The model could not be loaded into memory."
     reason = "llama.cpp could not allocate memory for the model's context."
     suggestion = (
-        "Use a smaller context size (local.n_ctx), offload fewer layers to the GPU "
-        "(local.n_gpu_layers), or pick a smaller model."
+        "Use a smaller context size (`LocalSchema.n_ctx`), offload fewer layers to the GPU "
+        "(`LocalSchema.n_gpu_layers`), or pick a smaller model."
     )
 
 
@@ -95,8 +104,7 @@ class ChatTemplateMissingError(LocalError):
         "to format the conversation for it."
     )
     suggestion = (
-        'Set one: `local.chat_format = "chatml"` in the settings (or "gemma", "llama-3", '
-        '"mistral-instruct", ...), or --chat-format on the command line.'
+        'Set one (`LocalSchema.chat_format`): "chatml", "gemma", "llama-3", "mistral-instruct", ...'
     )
 
 
@@ -106,7 +114,7 @@ class ToolsUnsupportedError(LocalError):
     description = "This model cannot call functions."
     reason = "The model's chat template has no support for tool calls."
     suggestion = (
-        "Remove the functions (--tools) for this chat, or pick a model whose template "
+        "Send the conversation without functions, or pick a model whose template "
         "supports tools (for example Qwen2.5 Instruct or Llama 3.2 Instruct)."
     )
 
@@ -117,8 +125,8 @@ class PromptTooLongError(LocalError):
     description = "The message is too long for the model's context window."
     reason = "The system prompt and the last message together exceed the context size."
     suggestion = (
-        "Shorten the message, or raise the context size (local.n_ctx) up to what the "
-        "model was trained on."
+        "Shorten the message, or raise the context size (`LocalSchema.n_ctx`) up to what "
+        "the model was trained on."
     )
 
 
@@ -137,8 +145,8 @@ class UnknownModelError(DownloadError):
     description = "Unknown model."
     reason = "The name is not in the model catalog and is not a 'repo_id:filename'."
     suggestion = (
-        "Run `spezichat models --backend local` for the catalog, or name a file on the "
-        "hub as 'owner/repo:file.gguf'."
+        "Pick a model of the catalog (`load_catalog`), or name a file on the hub as "
+        "'owner/repo:file.gguf'."
     )
 
 

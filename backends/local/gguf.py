@@ -15,6 +15,7 @@ import struct
 from pathlib import Path
 from typing import IO
 
+from backends.errors import sentence
 from backends.local.errors import CorruptModelError
 
 MAGIC = b"GGUF"
@@ -77,7 +78,9 @@ class _Reader:
             raise self.damaged(f"it holds a metadata value of unknown type {kind}")
 
     def damaged(self, why: str) -> CorruptModelError:
-        return CorruptModelError(reason=f"{self._path} is not a readable GGUF file: {why}.")
+        return CorruptModelError(
+            reason=sentence(f"{self._path} is not a readable GGUF file: {why}")
+        )
 
 
 def parameter_count(path: Path) -> int:

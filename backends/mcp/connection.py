@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from backends import __version__
-from backends.errors import LLMError
+from backends.errors import LLMError, sentence
 from backends.functions import ToolResult
 from backends.mcp.config import McpServerConfig
 from backends.mcp.errors import McpCrashError, McpStartError, McpTimeoutError
@@ -91,8 +91,8 @@ class Connection:
                 reason=f"The MCP server '{self.config.name}' did not finish starting (handshake "
                 f"and tool list) within {self.config.timeout:g} seconds.{self._last_words()}",
                 suggestion=f"Check that `{one_line(self.config.target)[:200]}` is an MCP "
-                f"server and works, or give it longer with timeout in "
-                f"[mcp.servers.{self.config.name}]. Its log: {self.log_path}",
+                "server and works, or give it longer (`McpServerConfig.timeout`). "
+                f"Its log: {self.log_path}",
             )
         try:
             self.tools = ready.result()
@@ -109,20 +109,25 @@ class Connection:
             return McpStartError(
                 reason=f"The command of the MCP server '{name}' was not found: "
                 f"{one_line(self.config.command)[:200]}.",
-                suggestion="Install the program, or put its full path into command in "
-                f"[mcp.servers.{name}] (spezichat passes PATH on to it).",
+                suggestion="Install the program, or give its full path "
+                "(`McpServerConfig.command`; PATH is passed on to it).",
             )
         if isinstance(exc, OSError) and self.config.transport == "stdio":
             return McpStartError(
-                reason=f"The command of the MCP server '{name}' could not be run: {_text(exc)}.",
-                suggestion=f"Check command and cwd in [mcp.servers.{name}].",
+                reason=sentence(
+                    f"The command of the MCP server '{name}' could not be run: {_text(exc)}"
+                ),
+                suggestion="Check the command and its folder "
+                "(`McpServerConfig.command`, `McpServerConfig.cwd`).",
             )
         if self.config.transport == "http":
             return McpStartError(
-                reason=f"The MCP server '{name}' at {target} could not be reached or did "
-                f"not answer as an MCP server: {_text(exc)}.",
-                suggestion=f"Check that the server runs and that url and headers in "
-                f"[mcp.servers.{name}] are right.",
+                reason=sentence(
+                    f"The MCP server '{name}' at {target} could not be reached or did "
+                    f"not answer as an MCP server: {_text(exc)}"
+                ),
+                suggestion="Check that the server runs and that its address and headers "
+                "(`McpServerConfig.url`, `McpServerConfig.headers`) are right.",
             )
         return McpStartError(
             reason=f"The MCP server '{name}' ended or failed before it was ready "
@@ -256,15 +261,17 @@ class Connection:
                 raise McpCrashError(
                     reason=f"The MCP server '{self.config.name}' closed the connection during "
                     f"a call of '{tool_name}'.{self._last_words()}",
-                    suggestion=f"Restart it on the MCP servers screen. Its log: {self.log_path}",
+                    suggestion=f"Restart it (`McpManager.restart`). Its log: {self.log_path}",
                 ) from None
             return ToolResult.error(f"The server answered with an error: {_text(exc)}")
         except (OSError, httpx2.HTTPError) as exc:
             raise McpCrashError(
-                reason=f"The connection to the MCP server '{self.config.name}' failed during "
-                f"a call of '{tool_name}': {_text(exc)}.",
-                suggestion="Check that the server still runs, then restart it on the MCP "
-                "servers screen.",
+                reason=sentence(
+                    f"The connection to the MCP server '{self.config.name}' failed during "
+                    f"a call of '{tool_name}': {_text(exc)}"
+                ),
+                suggestion="Check that the server still runs, then restart it "
+                "(`McpManager.restart`).",
             ) from None
         except Exception as exc:  # a malformed answer (validation) and the like
             return ToolResult.error(f"The server's answer could not be used: {_text(exc)}")

@@ -14,14 +14,16 @@ class McpError(LLMError):
 
     description = "An MCP tool server failed."
     reason = "The server did not behave as the Model Context Protocol expects."
-    suggestion = "Open the MCP servers screen (command palette) or run `spezichat mcp list`."
+    suggestion = (
+        "Check the server's log and its configuration, then restart it (`McpManager.restart`)."
+    )
 
 
 class McpConfigError(McpError, ConfigurationError):
     """An ``[mcp.servers.NAME]`` entry (or an imported mcpServers file) cannot be used."""
 
     description = "An MCP server's settings are invalid."
-    suggestion = "Fix the server's [mcp.servers.NAME] table in config.toml (see README, MCP)."
+    suggestion = "Fix the server's configuration (`McpServerConfig`)."
 
 
 class McpStartError(McpError):

@@ -47,7 +47,9 @@ Layers, from the wire up (each usable on its own):
       ``headers`` are sent with every request (e.g. a ``Host`` override).
     * :class:`ChatCompletionsSession`: implement ``chat_client()`` (and optionally
       ``_setup()`` and ``request_body(context)``); streaming, cancellation (also while
-      waiting for the server) and retries are done.
+      waiting for the server) and retries are done. A backend that picks its server per
+      request (the fog backend fails over between nodes) subclasses
+      :class:`ChatStreamSession` and implements ``stream_reply(context, cancel)`` instead.
 
 ``backends.openai.platform``
     :class:`OpenAISchema` (+ ``api_key`` override, ``test_model_access``),
@@ -83,6 +85,7 @@ _EXPORTS = {
     "build_request_body": "chat",
     "ChatCompletionsClient": "client",
     "ChatCompletionsSession": "client",
+    "ChatStreamSession": "client",
     "ErrorMapper": "client",
     "ModelInfo": "client",
     "RetryPolicy": "client",
@@ -122,6 +125,7 @@ __all__ = [
     "ChatCompletionsClient",
     "ChatCompletionsSchema",
     "ChatCompletionsSession",
+    "ChatStreamSession",
     "ConnectivityError",
     "ErrorMapper",
     "IdleTimeoutError",
@@ -166,6 +170,7 @@ if TYPE_CHECKING:
     from backends.openai.client import (
         ChatCompletionsClient,
         ChatCompletionsSession,
+        ChatStreamSession,
         ErrorMapper,
         ModelInfo,
         RetryPolicy,

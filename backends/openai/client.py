@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -471,18 +471,19 @@ def _whole_reply(
 S = TypeVar("S", bound=ChatCompletionsSchema)
 
 
-class ChatCompletionsSession(Session[S]):
-    """A session that streams chat completions; subclasses say which client to use."""
+class ChatStreamSession(Session[S]):
+    """A session that streams chat completions, cancellable at any moment.
+
+    Subclasses implement :meth:`stream_reply`: one client for the whole session
+    (:class:`ChatCompletionsSession`), or their own choice of server per request (the fog
+    backend fails over between nodes).
+    """
 
     _cancel_event: asyncio.Event | None = None
 
     @abstractmethod
-    def chat_client(self) -> ChatCompletionsClient:
-        """The client for this session's requests (token and base URL included)."""
-
-    def request_body(self, context: Context) -> dict[str, Any]:
-        """The request body for ``context``; override to adapt it to a server."""
-        return build_request_body(self.schema, context)
+    def stream_reply(self, context: Context, cancel: asyncio.Event) -> AsyncIterator[PlatformEvent]:
+        """Stream the reply to ``context``; stop quietly once ``cancel`` is set."""
 
     def _new_cancel_event(self) -> asyncio.Event:
         """A fresh event for the next request, already set when :meth:`cancel` was called."""
@@ -501,9 +502,7 @@ class ChatCompletionsSession(Session[S]):
             await _until_cancelled(step, self._new_cancel_event())
 
     async def _generate_once(self, context: Context) -> AsyncIterator[PlatformEvent]:
-        cancel = self._new_cancel_event()
-        body = self.request_body(context)
-        async for event in self.chat_client().stream_chat(body, cancel=cancel):
+        async for event in self.stream_reply(context, self._new_cancel_event()):
             yield event
 
     def _on_cancel(self) -> None:
@@ -511,4 +510,16 @@ class ChatCompletionsSession(Session[S]):
             self._cancel_event.set()
 
 
-ClientFactory = Callable[[], httpx.AsyncClient]
+class ChatCompletionsSession(ChatStreamSession[S]):
+    """A session that streams chat completions through one client; subclasses say which."""
+
+    @abstractmethod
+    def chat_client(self) -> ChatCompletionsClient:
+        """The client for this session's requests (token and base URL included)."""
+
+    def request_body(self, context: Context) -> dict[str, Any]:
+        """The request body for ``context``; override to adapt it to a server."""
+        return build_request_body(self.schema, context)
+
+    def stream_reply(self, context: Context, cancel: asyncio.Event) -> AsyncIterator[PlatformEvent]:
+        return self.chat_client().stream_chat(self.request_body(context), cancel=cancel)

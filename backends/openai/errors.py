@@ -29,7 +29,7 @@ from backends.openai.diagnose import (
 )
 from backends.openai.limits import size_text
 
-BASE_URL_SETTING = "[openai] base_url or OPENAI_BASE_URL"
+BASE_URL_SETTING = "`OpenAIPlatform.base_url` or OPENAI_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -105,15 +105,15 @@ class OpenAIError(LLMError):
 class MissingAPIKeyError(OpenAIError):
     description = "No OpenAI API key is set."
     reason = "spezichat found no key: none was given, OPENAI_API_KEY is unset and none is stored."
-    suggestion = "Store one with `spezichat key set`, or set the OPENAI_API_KEY variable."
+    suggestion = "Set the OPENAI_API_KEY environment variable, or pass api_key to OpenAIPlatform."
 
 
 class InvalidAPIKeyError(OpenAIError):
     description = "The OpenAI API key is invalid."
     reason = "The server rejected the API key (HTTP 401)."
     suggestion = (
-        "Check the key at https://platform.openai.com/api-keys, then store the right one "
-        "with `spezichat key set` or set OPENAI_API_KEY."
+        "Check the key at https://platform.openai.com/api-keys, then pass the right one as "
+        "api_key to OpenAIPlatform or set OPENAI_API_KEY."
     )
 
 
@@ -121,7 +121,7 @@ class ModelAccessError(OpenAIError):
     description = "The model cannot be used with this API key."
     reason = "The server does not offer the model to this key (HTTP 403 or 404)."
     suggestion = (
-        "Pick a model your key can use (`spezichat models --backend openai` lists them), "
+        "Pick a model your key can use (`OpenAIPlatform.list_models` lists them), "
         "or check the model name for typos."
     )
 
@@ -149,20 +149,20 @@ class ServerError(OpenAIError):
 class RequestRejectedError(OpenAIError):
     description = "The OpenAI API rejected the request."
     reason = "The server refused the request as invalid."
-    suggestion = "Check the model parameters in the settings (the server names the problem)."
+    suggestion = "Check the request's parameters (the server names the problem)."
 
 
 class ConnectivityError(OpenAIError):
     description = "Connectivity Error with the OpenAI API."
     reason = "The network connection to the server could not be established."
-    suggestion = "Check the network connection and the base URL (OPENAI_BASE_URL), then retry."
+    suggestion = f"Check the network connection and the base URL ({BASE_URL_SETTING}), then retry."
     retryable = True
 
 
 class RequestTimeoutError(OpenAIError):
     description = "The OpenAI API did not answer in time."
     reason = "The server sent nothing within the configured timeout."
-    suggestion = "Try again, or raise the timeout in the settings ([openai] timeout)."
+    suggestion = "Try again, or raise the timeout (`OpenAIPlatform.timeout`)."
 
 
 class IncompleteReplyError(OpenAIError):
@@ -184,8 +184,8 @@ class IdleTimeoutError(RequestTimeoutError):
     description = "The OpenAI API stopped sending the reply."
     reason = "Nothing new arrived within the idle timeout, though the connection stayed open."
     suggestion = (
-        "Try again; if the model needs longer to start answering, raise [openai] "
-        "idle_timeout in the settings."
+        "Try again; if the model needs longer to start answering, raise "
+        "`OpenAIPlatform.idle_timeout`."
     )
 
 
@@ -481,7 +481,7 @@ class ErrorMapper:
                 reason=reason,
                 suggestion=(
                     "The partial reply is kept and marked incomplete; retry to get a full "
-                    "one, or raise [openai] idle_timeout in the settings."
+                    "one, or raise `OpenAIPlatform.idle_timeout`."
                 ),
             )
         return IdleTimeoutError(reason=reason)

@@ -81,15 +81,15 @@ class OpenAIPlatform(Platform[OpenAISchema]):
         if timeout <= 0:
             raise ConfigurationError(
                 "The OpenAI timeout is invalid.",
-                reason=f"[openai] timeout is {timeout}; it must be a positive number of seconds.",
-                suggestion="Set a timeout such as 60.",
+                reason=f"The timeout is {timeout}; it must be a positive number of seconds.",
+                suggestion="Set a timeout (`OpenAIPlatform.timeout`) such as 60.",
             )
         if not idle_timeout > 0:
             raise ConfigurationError(
                 "The OpenAI idle timeout is invalid.",
-                reason=f"[openai] idle_timeout is {idle_timeout}; it must be a positive "
+                reason=f"The idle timeout is {idle_timeout}; it must be a positive "
                 "number of seconds.",
-                suggestion="Set an idle timeout such as 120.",
+                suggestion="Set an idle timeout (`OpenAIPlatform.idle_timeout`) such as 120.",
             )
         self.base_url = resolve_base_url(base_url)
         self.timeout = timeout

@@ -34,6 +34,7 @@ from backends.openai.errors import IdleTimeoutError, StreamFormatError
 from backends.openai.limits import LimitExceeded, LineSplitter
 from tests.faults.raw_server import RawReply, RawServer, chunk, sse
 from tests.openai.helpers import collect, new_session
+from tui.advice import cli_advice
 
 KEY = "sk-test-key"
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,7 +295,8 @@ async def test_a_reply_that_only_keeps_alive_is_stopped_and_kept(
     await platform.aclose()
     assert isinstance(error, IdleTimeoutError), error
     assert f"sent nothing new for {IDLE:g} s (the idle timeout)" in error.reason
-    assert "[openai] idle_timeout" in error.suggestion
+    assert "`OpenAIPlatform.idle_timeout`" in error.suggestion
+    assert "idle_timeout in the [openai] section" in cli_advice(error)
     assert len(raw.posts) == 1  # a stalled server is not asked again
     if partial:
         assert error.description == "The reply stalled and was stopped."
@@ -323,7 +325,9 @@ async def test_a_fog_node_that_only_keeps_alive_is_stopped(
     assert text_of(events) == "Fog "
     assert caught.value.description == "The fog node stalled in the middle of the reply."
     assert f"{url} sent nothing new for {IDLE:g} s" in caught.value.reason
-    assert "[fog] idle_timeout" in caught.value.suggestion
+    assert "`FogConfig.idle_timeout`" in caught.value.suggestion
+    assert "idle_timeout in the [fog] section" in cli_advice(caught.value)
+    assert "text so far is kept" in cli_advice(caught.value)
 
 
 # Token commands that hang ---------------------------------------------------------------------
@@ -383,7 +387,8 @@ async def test_a_hanging_token_command_times_out_and_is_killed(
         await asyncio.wait_for(provider(), HANG_GUARD)
     reap.extend(await started(pids))
     assert caught.value.reason.endswith("did not finish in 0.5 s; it was stopped.")
-    assert "[fog] token_timeout" in caught.value.suggestion
+    assert "`CommandToken.timeout`" in caught.value.suggestion
+    assert "token_timeout in the [fog] section" in cli_advice(caught.value)
     assert await all_gone(reap) == []
 
 

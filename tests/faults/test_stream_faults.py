@@ -42,6 +42,7 @@ from tests.support.openai_server import (
     rate_limit_error,
     server_error,
 )
+from tui.advice import cli_advice
 
 __all__ = ["openai_server"]
 
@@ -327,7 +328,8 @@ async def test_the_configured_timeout_fires_with_a_clear_error(
     await platform.aclose()
     assert isinstance(error, RequestTimeoutError)
     assert error.description == "The OpenAI API did not answer in time."
-    assert "[openai] timeout" in error.suggestion
+    assert "`OpenAIPlatform.timeout`" in error.suggestion  # the library's own name
+    assert "timeout in the [openai] section of config.toml" in cli_advice(error)
     assert not [e for e in events if isinstance(e, Notice)]  # a timeout is not retried
     assert [e.content for e in session.context] == ["Hello?"]
 

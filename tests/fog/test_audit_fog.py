@@ -23,6 +23,7 @@ from backends.fog.platform import FogPlatform, FogSchema
 from backends.state import LLMState
 from tests.fog.conftest import MODEL, TOKEN, manual_config, mdns_config
 from tests.support.openai_server import OpenAITestServer
+from tui.advice import cli_advice
 
 HANG_CHECK_S = 30.0
 """Far longer than a cancel needs, far shorter than the discovery wait below."""
@@ -134,7 +135,8 @@ async def test_an_expired_node_certificate_says_renew_it_or_check_the_clock(
     assert "expired" in error.description or "out of date" in error.description
     assert "has expired" in error.reason
     assert "clock" in error.suggestion or "date and time" in error.suggestion
-    assert "spezichat fog init --force" in error.suggestion
-    assert "--ca-cert" not in error.suggestion  # the CA is configured and right
+    assert "`create_node_certificates(overwrite=True)`" in error.suggestion
+    assert "spezichat fog init --force" in cli_advice(error)
+    assert "--ca-cert" not in cli_advice(error)  # the CA is configured and right
     for part in (error.description, error.reason, error.suggestion):
         assert ".." not in part

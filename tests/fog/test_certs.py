@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from backends.errors import ConfigurationError
 from backends.fog.certs import NodeCertificates, create_node_certificates, fingerprint
 from backends.fog.serve import API_KEY_FILE
+from tui.advice import cli_advice
 from tui.cli import main
 
 
@@ -66,7 +67,8 @@ def test_refuses_to_overwrite_without_force(node_certs: NodeCertificates) -> Non
     with pytest.raises(ConfigurationError) as caught:
         create_node_certificates(node_certs.directory)
     assert "already exist" in caught.value.description
-    assert "--force" in caught.value.suggestion
+    assert "overwrite=True" in caught.value.suggestion
+    assert "--force" in cli_advice(caught.value)
     assert node_certs.ca_cert.read_bytes() == before
 
 

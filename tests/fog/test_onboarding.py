@@ -127,7 +127,10 @@ async def test_a_node_with_the_wrong_certificate_is_listed_with_the_fix(
             )
             option = options.get_option_at_index(0)
             assert option.disabled
-            assert "certificate" in str(option.prompt) and "--ca-cert" in str(option.prompt)
+            assert "certificate" in str(option.prompt)
+            # In-app advice: the setup's field and config.toml, never a command-line flag.
+            assert "CA certificate field" in str(option.prompt)
+            assert "--ca-cert" not in str(option.prompt)
             await pilot.press("escape")  # back to fix the CA; nothing typed is lost
             assert isinstance(host.screen, fog.FogAccessStep)
             assert host.screen.query_one("#fog-ca", Input).value == str(other_certs.ca_cert)

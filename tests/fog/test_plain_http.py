@@ -34,6 +34,7 @@ from backends.fog.platform import FogPlatform, FogSchema
 from backends.fog.tls import make_http_client
 from tests.fog.conftest import LOOPBACK, MODEL, REPO, TOKEN, manual_config, mdns_config, node_url
 from tests.support.openai_server import OpenAITestServer, Reply, _Handler, _Server
+from tui.advice import cli_advice
 from tui.settings import Settings
 
 WAIT = 8.0
@@ -130,8 +131,9 @@ async def test_discovered_node_is_checked_without_the_token_until_allowed(
         assert node.addresses == (ADDRESS,) and not node.loopback and not node.tls
         assert node.status == "refused"
         assert isinstance(node.error, FogInsecureNodeError)
-        assert f"--allow-http-node {remote.entry}" in node.error.suggestion
-        assert f'"{remote.entry}" to allow_http_nodes' in node.error.suggestion
+        assert f'"{remote.entry}" to `FogConfig.allow_http_nodes`' in node.error.suggestion
+        assert f"--allow-http-node {remote.entry}" in cli_advice(node.error)
+        assert f'"{remote.entry}" to allow_http_nodes' in cli_advice(node.error)
         # Health-checked, but without the Authorization header.
         assert remote.requests and remote.bearers() == [None] * len(remote.requests)
         assert all("authorization" not in r.headers for r in remote.requests)
@@ -153,7 +155,7 @@ async def test_insecure_alone_never_sends_the_token(remote: RemoteNode, service_
     # The node wants a token: it is listed with the reason and the option that allows it.
     assert node.status == "error" and node.error is not None
     assert "The token was not sent" in node.error.reason
-    assert f"--allow-http-node {remote.entry}" in node.error.suggestion
+    assert f"--allow-http-node {remote.entry}" in cli_advice(node.error)
 
 
 async def test_another_port_of_an_allowed_host_is_not_allowed(

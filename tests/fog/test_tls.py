@@ -17,6 +17,7 @@ from backends.fog.tls import make_http_client
 from backends.openai.keys import KeyStore
 from tests.fog.conftest import MODEL, TOKEN, manual_config, node_url
 from tests.support.openai_server import OpenAITestServer, Reply
+from tui.advice import cli_advice
 
 OPENAI_KEY = "sk-openai-secret-must-stay-home-1234"
 
@@ -64,7 +65,8 @@ async def test_refuses_without_the_ca_and_names_the_certificate(
     error = caught.value
     assert "certificate" in error.description.lower()
     assert "No root CA certificate is configured" in error.reason
-    assert "--ca-cert" in error.suggestion and "SPEZICHAT_FOG_CA_CERT" in error.suggestion
+    assert "`FogConfig.ca_cert`" in error.suggestion
+    assert "--ca-cert" in cli_advice(error) and "SPEZICHAT_FOG_CA_CERT" in cli_advice(error)
     # Nothing got through: the handshake failed before any HTTP request.
     assert tls_server.requests == []
 
@@ -119,7 +121,8 @@ async def test_plain_http_only_on_loopback_or_when_allowed(node_certs: NodeCerti
     async with make_http_client(config) as http:
         with pytest.raises(FogInsecureNodeError) as caught:
             node_client(http, "http://192.0.2.10:11434", config)  # refused before connecting
-        assert "--insecure" in caught.value.suggestion
+        assert "`FogConfig.allow_http`" in caught.value.suggestion
+        assert "--insecure" in cli_advice(caught.value)
         node_client(http, "http://127.0.0.1:11434", config)
         allowed = manual_config(ca=node_certs.ca_cert, allow_http=True)
         node_client(http, "http://192.0.2.10:11434", allowed)

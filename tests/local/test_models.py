@@ -9,6 +9,7 @@ import pytest
 from backends.local.catalog import find_entry, human_size, load_catalog, starter_entry
 from backends.local.errors import ModelNotFoundError, UnknownModelError
 from backends.local.models import HubFile, ModelStore, default_models_dir, parse_spec
+from tui.advice import cli_advice
 
 
 def test_catalog_lists_the_starter_first_and_the_curated_models() -> None:
@@ -67,7 +68,7 @@ def test_resolve_list_and_delete(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "models")
     with pytest.raises(ModelNotFoundError) as not_there:
         store.resolve("llama3.2-1b")
-    assert "spezichat download llama3.2-1b" in not_there.value.suggestion
+    assert "spezichat download llama3.2-1b" in cli_advice(not_there.value)
 
     entry = find_entry("llama3.2-1b")
     assert entry is not None

@@ -26,6 +26,7 @@ from backends.local.platform import LocalPlatform, gpu_offload_supported
 from backends.runner import Runner
 from backends.state import LLMState
 from tests.local.conftest import gemma_schema
+from tui.advice import cli_advice
 
 pytestmark = pytest.mark.slow
 
@@ -202,7 +203,8 @@ async def test_missing_file_and_not_downloaded_model(tmp_path: Path) -> None:
     assert isinstance(missing, ModelNotFoundError) and "absent.gguf" in missing.reason
     not_downloaded = await _first_error(platform, model="qwen2.5-0.5b")
     assert isinstance(not_downloaded, ModelNotFoundError)
-    assert "spezichat download qwen2.5-0.5b" in not_downloaded.suggestion
+    assert "spezichat" not in not_downloaded.suggestion
+    assert "spezichat download qwen2.5-0.5b" in cli_advice(not_downloaded)
 
 
 async def test_truncated_and_foreign_files(gemma_path: Path, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from tests.support.openai_server import (
     ScriptedCall,
     model_not_found_error,
 )
+from tui.advice import cli_advice
 
 KEY = "sk-test-key"
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
@@ -116,7 +117,8 @@ async def test_a_404_page_that_is_no_api_error_is_a_wrong_base_url(
     await platform.aclose()
     assert isinstance(error, BaseURLError), error and error.explain()
     assert "not an API error message" in error.reason
-    assert "[openai] base_url or OPENAI_BASE_URL" in error.suggestion
+    assert "`OpenAIPlatform.base_url` or OPENAI_BASE_URL" in error.suggestion
+    assert "base_url in the [openai] section of config.toml or OPENAI_BASE_URL" in cli_advice(error)
 
 
 async def test_the_model_list_404ing_is_a_wrong_base_url(openai_server: OpenAITestServer) -> None:

@@ -33,6 +33,7 @@ from tests.support.openai_server import (
     rate_limit_error,
     server_error,
 )
+from tui.advice import cli_advice
 
 
 def notices(events: list[object]) -> list[str]:
@@ -51,7 +52,7 @@ async def test_wrong_key_is_an_invalid_key_error(openai_server: OpenAITestServer
     await platform.aclose()
     assert isinstance(error, InvalidAPIKeyError)
     assert "API key" in error.description and "Incorrect API key provided" in error.reason
-    assert "spezichat key set" in error.suggestion
+    assert "spezichat key set" in cli_advice(error)
     assert session.state is LLMState.ERROR and session.error is error
     assert len(openai_server.requests) == 1  # not retried
 
@@ -314,7 +315,7 @@ async def test_missing_key_for_the_public_api(monkeypatch: pytest.MonkeyPatch) -
     _, error = await collect(session)
     await platform.aclose()
     assert isinstance(error, MissingAPIKeyError)
-    assert "OPENAI_API_KEY" in error.suggestion and "spezichat key set" in error.suggestion
+    assert "OPENAI_API_KEY" in error.suggestion and "spezichat key set" in cli_advice(error)
 
 
 async def test_the_key_is_not_sent_where_a_redirect_points(

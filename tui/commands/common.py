@@ -16,11 +16,15 @@ import sys
 
 from backends.errors import LLMError
 from backends.untrusted import one_line, printable
+from tui.advice import cli_advice
 from tui.settings import Settings
 
 
 def fail(error: LLMError) -> int:
-    """Print an error's description, reason and suggestion to stderr; return exit code 1.
+    """Print an error's description, reason and advice to stderr; return exit code 1.
+
+    The advice is the command line's (:func:`tui.advice.cli_advice`): a flag, a command
+    or a config key where the library's suggestion names its own setting.
 
     Servers' words reach these fields, so control characters are neutralised always:
     errors are text for people, whether stderr is a terminal or a log file. With stderr
@@ -32,7 +36,7 @@ def fail(error: LLMError) -> int:
     try:
         print(f"error: {printable(error.description)}", file=sys.stderr)
         print(f"  why: {printable(error.reason)}", file=sys.stderr)
-        print(f"  fix: {printable(error.suggestion)}", file=sys.stderr, flush=True)
+        print(f"  fix: {printable(cli_advice(error))}", file=sys.stderr, flush=True)
     except OSError:
         pass
     return 1
@@ -55,14 +59,14 @@ def usage_error(command: str, message: str) -> int:
 
 
 def warn(problem: LLMError) -> None:
-    """Print a warning to stderr: its description, each line of its reason, its suggestion."""
+    """Print a warning to stderr: its description, each line of its reason, its advice."""
     if sys.stderr is None:
         return
     try:
         print(f"warning: {printable(problem.description)}", file=sys.stderr)
         for line in problem.reason.splitlines():
             print(f"  {one_line(line)}", file=sys.stderr)
-        print(f"  fix: {printable(problem.suggestion)}", file=sys.stderr, flush=True)
+        print(f"  fix: {printable(cli_advice(problem))}", file=sys.stderr, flush=True)
     except OSError:
         pass
 

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except LLMError as error:
         return fail(error)
     if args.json:
-        json.dump([node.to_dict() for node in nodes], sys.stdout, indent=2)
+        json.dump([node_dict(node) for node in nodes], sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_table(nodes)
@@ -150,6 +150,16 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
+def node_dict(node: Any) -> dict[str, Any]:
+    """A node for ``--json``: its error's suggestion is the command line's advice."""
+    from tui.advice import cli_advice
+
+    data: dict[str, Any] = node.to_dict()
+    if node.error is not None and isinstance(data.get("error"), dict):
+        data["error"]["suggestion"] = cli_advice(node.error)
+    return data
+
+
 def print_table(nodes: list[Any]) -> None:
     """The nodes as a table for people (``--json`` is the exact form).
 
@@ -162,6 +172,7 @@ def print_table(nodes: list[Any]) -> None:
     from rich.text import Text
 
     from backends.untrusted import one_line, printable
+    from tui.advice import cli_advice
 
     console = Console()
     if not nodes:
@@ -191,7 +202,7 @@ def print_table(nodes: list[Any]) -> None:
             heading.append(f": {printable(error.description)}")
             console.print(heading)
             console.print(Text(f"  why: {printable(error.reason)}"))
-            console.print(Text(f"  fix: {printable(error.suggestion)}"))
+            console.print(Text(f"  fix: {printable(cli_advice(error))}"))
 
 
 async def list_fog(settings: Any) -> list[tuple[str, str]]:

@@ -150,6 +150,7 @@ def _names(manager: McpManager, servers: list[ServerInfo]) -> dict[tuple[str, st
 def describe(servers: list[ServerInfo], names: dict[tuple[str, str], str]) -> list[str]:
     """Lines for people: each server, its state, why it failed, its tools (neutralised)."""
     from backends.untrusted import one_line
+    from tui.advice import cli_advice
 
     lines: list[str] = []
     for info in servers:
@@ -161,7 +162,7 @@ def describe(servers: list[ServerInfo], names: dict[tuple[str, str], str]) -> li
         if info.error is not None:
             lines.append(f"  error: {one_line(info.error.description)}")
             lines.append(f"  why: {one_line(info.error.reason)}")
-            lines.append(f"  fix: {one_line(info.error.suggestion)}")
+            lines.append(f"  fix: {one_line(cli_advice(info.error))}")
         for tool in info.tools:
             name = names.get((info.name, tool.name), tool.name)
             summary = one_line(tool.description).strip()

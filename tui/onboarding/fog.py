@@ -22,6 +22,7 @@ from backends.errors import LLMError
 from backends.fog.auth import WHAT
 from backends.secrets import Secret, write_private_file
 from backends.untrusted import one_line, printable
+from tui.advice import advice_in, app_advice
 from tui.onboarding.flow import Branch, OnboardingState, OnboardingStep, branch_of
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class FogAccessStep(OnboardingStep):
             status.update(
                 Content.assemble(
                     ("⚠ " + printable(error.description), "bold"),
-                    printable(f"\n{error.reason}\n→ {error.suggestion}"),
+                    printable(f"\n{error.reason}\n→ {advice_in(self.app, error)}"),
                 )
             )
             status.add_class("error")
@@ -160,7 +161,7 @@ def node_prompt(node: FogNode) -> Content:
         latency = f"{node.latency_ms:.0f} ms" if node.latency_ms is not None else ""
         return head + Content(f"\n{models}  ·  {latency}")
     problem = one_line(node.error.description) if node.error else "cannot be used"
-    fix = f"\n→ {printable(node.error.suggestion)}" if node.error else ""
+    fix = f"\n→ {printable(app_advice(node.error))}" if node.error else ""
     return head + Content.assemble("\n", (f"⚠ {problem}", "bold"), fix)
 
 
@@ -215,7 +216,7 @@ class FogNodesStep(OnboardingStep):
             status.update(
                 Content.assemble(
                     ("⚠ " + printable(error.description), "bold"),
-                    printable(f"\n{error.reason}\n→ {error.suggestion}"),
+                    printable(f"\n{error.reason}\n→ {advice_in(self.app, error)}"),
                 )
             )
 

@@ -12,6 +12,7 @@ from textual.widgets import Button, Input, OptionList, Static
 
 from backends.errors import LLMError
 from backends.untrusted import one_line, printable
+from tui.advice import advice_in
 from tui.onboarding.flow import Branch, OnboardingStep, StatusLine, branch_of
 from tui.screens.models import is_chat_model, model_option, order_models
 
@@ -27,6 +28,21 @@ def _base_url(step: OnboardingStep) -> str:
         return resolve_base_url(step.state.settings.openai.base_url)
     except LLMError:
         return step.state.settings.openai.base_url
+
+
+def _retry_advice(step: OnboardingStep, error: LLMError) -> str:
+    """What to do on the key step: correct the key only when the key is what failed."""
+    from backends.errors import InvalidSecretError
+    from backends.openai.errors import InvalidAPIKeyError, MissingAPIKeyError
+
+    if isinstance(error, InvalidAPIKeyError):
+        return (
+            "Check the key at https://platform.openai.com/api-keys, then correct it above "
+            "and press Enter to try again."
+        )
+    if isinstance(error, (InvalidSecretError, MissingAPIKeyError)):
+        return f"{error.suggestion}\nCorrect the key above and press Enter to try again."
+    return f"{advice_in(step.app, error)}\nPress Enter to try again."
 
 
 class ApiKeyStep(OnboardingStep):
@@ -77,7 +93,7 @@ class ApiKeyStep(OnboardingStep):
                 source="the API key field" if typed else ENV_SOURCE,
             )
         except LLMError as error:
-            self._show_error(error.description, error.reason, error.suggestion)
+            self._show_error(error.description, error.reason, _retry_advice(self, error))
             return
         self._set_busy(True)
         self.query_one("#key-status", Static).update(
@@ -118,11 +134,7 @@ class ApiKeyStep(OnboardingStep):
             where = KeyStore().set(key, source="the API key field") if store else KEY_ENV
         except LLMError as error:
             self._set_busy(False)
-            self._show_error(
-                error.description,
-                error.reason,
-                f"{error.suggestion}\nCorrect the key above and press Enter to try again.",
-            )
+            self._show_error(error.description, error.reason, _retry_advice(self, error))
             return
         self.state.values[MODELS] = [model.id for model in models]
         self.state.values["openai.key_location"] = where

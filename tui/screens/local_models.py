@@ -22,6 +22,7 @@ from backends.errors import LLMError
 from backends.local.catalog import CatalogEntry, human_size, load_catalog
 from backends.local.models import HubFile, ModelStore, parse_spec
 from backends.untrusted import one_line, printable
+from tui.advice import advice_in
 from tui.widgets.download_panel import DownloadPanel, entry_label
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class LocalModelsScreen(ModalScreen[str | None]):
             self._say(f"⚠ {error.reason} Press d to download it.")
             return
         except LLMError as error:
-            self._say(f"⚠ {error.reason} {error.suggestion}")
+            self._say(f"⚠ {error.reason} {advice_in(self.app, error)}")
             return
         settings = self.chat_app.settings
         settings.general.backend = "local"

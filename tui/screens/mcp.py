@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from backends.untrusted import one_line, printable
 from tui import keymap
+from tui.advice import advice_in, app_advice
 
 if TYPE_CHECKING:
     from backends.mcp.manager import McpManager, ServerInfo
@@ -57,7 +58,7 @@ async def prepare_session(app: Any, session: Session[Any]) -> None:
         if info.error is not None and id(info.error) not in told:
             told.add(id(info.error))
             app.notify(
-                printable(f"{info.error.reason}\n{info.error.suggestion}"),
+                printable(f"{info.error.reason}\n{advice_in(app, info.error)}"),
                 title=one_line(f"MCP server {info.name}: {info.error.description}"),
                 severity="error",
                 timeout=15,
@@ -100,7 +101,7 @@ def server_details(info: ServerInfo, names: dict[tuple[str, str], str]) -> Text:
     if info.error is not None:
         text.append(f"\n{printable(info.error.description)}\n", style="bold red")
         text.append(f"{printable(info.error.reason)}\n")
-        text.append(f"→ {printable(info.error.suggestion)}\n")
+        text.append(f"→ {printable(app_advice(info.error))}\n")
     if info.tools:
         text.append("\nTools\n", style="bold")
         for tool in info.tools:

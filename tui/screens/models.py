@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 from backends.errors import LLMError
 from backends.untrusted import one_line, printable
 from tui import keymap
+from tui.advice import advice_in
 from tui.settings import Settings
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class ModelPicker(ModalScreen[str | None]):
         try:
             ids = await list_model_ids(self.chat_app.platform())
         except LLMError as error:
-            info.update(Content(printable(f"⚠ {error.description} {error.suggestion}")))
+            info.update(Content(printable(f"⚠ {error.description} {advice_in(self.app, error)}")))
             return
         if not ids:
             info.update(Content("This backend has no model list: type a model id."))

@@ -30,6 +30,7 @@ from backends.local.download import DownloadProgress
 from backends.local.download_state import DownloadManager, DownloadPhase, DownloadState
 from backends.local.models import HubFile, ModelStore
 from backends.untrusted import printable
+from tui.advice import advice_in
 
 
 def describe_progress(progress: DownloadProgress) -> str:
@@ -202,7 +203,8 @@ class DownloadPanel(Vertical):
     def _failed(self, error: LLMError, announce: bool) -> None:
         self._set_buttons(running=False, kept=0)
         self.query_one("#download-resume", Button).label = "Retry"
-        self._status(f"⚠ {error.description}\n{error.reason}\n→ {error.suggestion}", error=True)
+        advice = advice_in(self.app, error)
+        self._status(f"⚠ {error.description}\n{error.reason}\n→ {advice}", error=True)
         if announce:
             self.post_message(self.Failed(self, error))
 

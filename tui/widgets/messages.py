@@ -289,10 +289,17 @@ class ErrorItem(ChatItem):
         error = self.error
         yield Static(Content.assemble(("⚠ ", "bold"), (printable(error.description), "bold")))
         yield Static(Content(printable(error.reason)), classes="reason")
-        yield Static(Content("→ " + printable(error.suggestion)), classes="suggestion")
+        yield Static(Content("→ " + printable(self.advice())), classes="suggestion")
+
+    def advice(self) -> str:
+        """What to do, in the app's words (its screens, the user's keys)."""
+        from tui.advice import advice_in
+
+        return advice_in(self.app, self.error)
 
     def copy_text(self) -> str:
-        return self.error.explain()
+        error = self.error
+        return f"{error.description}\n{error.reason}\n{self.advice()}"
 
 
 class NoticeItem(ChatItem):
