@@ -29,13 +29,14 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 from backends.context import Context, ContextEntry
-from backends.secrets import make_private, private_directory
+from backends.secrets import private_directory
+from tui import store_sql
 from tui.store_rows import (
     CONVERSATION_COLUMNS,
     Conversation,
@@ -49,7 +50,6 @@ from tui.store_rows import (
 )
 from tui.store_schema import (
     BUSY_TIMEOUT_S,
-    LIST_IDS,
     MIGRATIONS,
     ConversationChangedError,
     ConversationNotFoundError,
@@ -59,7 +59,6 @@ from tui.store_schema import (
     StoreError,
     is_busy,
     is_corruption,
-    migrate,
     move_aside,
     now,
     recovery_notice,
@@ -97,10 +96,6 @@ def default_path() -> Path:
     return data_dir() / DB_NAME
 
 
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
 # The store -------------------------------------------------------------------------------
 
 
@@ -135,18 +130,18 @@ class Store:
                 suggestion="Check the permissions of the data folder (XDG_DATA_HOME).",
             ) from exc
         try:
-            self._db = self._connect()
+            self._db = store_sql.connect(self.path)
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
                 raise translate_error(exc, self.path, opening=True) from exc
             self.recovery_reason = str(exc)
             self.recovered_from = move_aside(self.path)
             try:
-                self._db = self._connect()
+                self._db = store_sql.connect(self.path)
             except sqlite3.Error as again:
                 raise translate_error(again, self.path, opening=True) from again
         try:
-            self._reader = self._open_reader()
+            self._reader = store_sql.open_reader(self.path)
         except sqlite3.Error as exc:
             self._db.close()
             raise translate_error(exc, self.path, opening=True) from exc
@@ -156,58 +151,6 @@ class Store:
     def open_default(cls) -> Store:
         """Open ``<data_dir>/history.db``, creating it on first use."""
         return cls(default_path())
-
-    # Opening ---------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        # SQLite creates a database 0644 (umask or not) and gives its -wal and -shm files
-        # the database's mode: created 0600 here first, all three stay the user's. (No
-        # umask change: it is process-wide, and other threads create files meanwhile.)
-        # A file that cannot be opened is left to SQLite, which reports it.
-        for suffix in ("", "-wal", "-shm"):
-            with suppress(OSError):
-                make_private(self.path.with_name(self.path.name + suffix), create=not suffix)
-        db = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            check_same_thread=False,  # guarded by self._lock
-        )
-        try:
-            db.row_factory = sqlite3.Row
-            db.text_factory = _decode
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA journal_mode = WAL")
-            # With WAL, NORMAL never corrupts and survives process crashes; only a power
-            # loss may drop the last commits.
-            db.execute("PRAGMA synchronous = NORMAL")
-            migrate(db, self.path)
-            # Catches damage that reading the schema alone would not notice.
-            result = db.execute("PRAGMA quick_check").fetchone()[0]
-            if result != "ok":
-                raise sqlite3.DatabaseError(f"database disk image is malformed: {result}")
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _open_reader(self) -> sqlite3.Connection:
-        """The connection for reads: in WAL mode they see the last commit, never wait."""
-        db = sqlite3.connect(
-            self.path,
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,
-            check_same_thread=False,  # guarded by self._read_lock
-        )
-        try:
-            db.row_factory = sqlite3.Row
-            db.text_factory = _decode  # text that is not UTF-8 must not make a row unreadable
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            db.execute("PRAGMA query_only = ON")
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     @property
     def recovery_notice(self) -> HistoryRecovered | None:
@@ -368,32 +311,8 @@ class Store:
 
     def resolve_id(self, prefix: str) -> str:
         """The full id of the one conversation whose id starts with ``prefix``."""
-        prefix = prefix.strip().lower()
-        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
-            raise ConversationNotFoundError(
-                f"'{prefix}' is not a conversation id.",
-                reason="Conversation ids are hexadecimal, as `spezichat history list` shows.",
-                suggestion=LIST_IDS,
-            )
         with self._read() as db:
-            rows = db.execute(
-                "SELECT id FROM conversations WHERE substr(id, 1, ?) = ? LIMIT 2",
-                (len(prefix), prefix),
-            ).fetchall()
-        if not rows:
-            raise ConversationNotFoundError(
-                f"No conversation id starts with '{prefix}'.",
-                reason="No stored conversation has an id that begins with these characters.",
-                suggestion=LIST_IDS,
-            )
-        if len(rows) > 1:
-            raise ConversationNotFoundError(
-                f"More than one conversation id starts with '{prefix}'.",
-                reason="The id prefix is ambiguous.",
-                suggestion="Type more characters of the id (see `spezichat history list`).",
-            )
-        result: str = rows[0]["id"]
-        return result
+            return store_sql.resolve_id(db, prefix)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         with self._write() as db:
@@ -411,7 +330,7 @@ class Store:
     # Entries ---------------------------------------------------------------------------
     def load_context(self, conversation_id: str) -> Context:
         with self._read() as db:
-            if self._missing(db, conversation_id):
+            if store_sql.missing(db, conversation_id):
                 raise ConversationNotFoundError()
             rows = db.execute(
                 "SELECT * FROM entries WHERE conversation_id = ? ORDER BY position, seq",
@@ -434,13 +353,13 @@ class Store:
         reply streams (see :class:`Autosaver`) and when the reply ends or is stopped.
         """
         with self._write() as db:
-            if self._missing(db, conversation_id):
+            if store_sql.missing(db, conversation_id):
                 raise ConversationNotFoundError(
                     reason="The conversation was deleted, perhaps in another spezichat window.",
                     suggestion="Start a new conversation (Ctrl+N); the text is still on screen.",
                 )
             if upsert_entry(db, conversation_id, entry, None):
-                self._touch(db, conversation_id)
+                store_sql.touch(db, conversation_id)
 
     def append_entry(self, conversation_id: str, entry: ContextEntry, *, after: str | None) -> None:
         """Like :meth:`save_entry`, for a window that knows the conversation ends at ``after``.
@@ -452,24 +371,13 @@ class Store:
         already stored is updated in place.
         """
         with self._write() as db:
-            if self._missing(db, conversation_id):
+            if store_sql.missing(db, conversation_id):
                 raise ConversationNotFoundError(
                     reason="The conversation was deleted, perhaps in another spezichat window."
                 )
-            stored = db.execute(
-                "SELECT 1 FROM entries WHERE conversation_id = ? AND id = ?",
-                (conversation_id, entry.id),
-            ).fetchone()
-            if stored is None:
-                last = db.execute(
-                    "SELECT id FROM entries WHERE conversation_id = ?"
-                    " ORDER BY position DESC, seq DESC LIMIT 1",
-                    (conversation_id,),
-                ).fetchone()
-                if (None if last is None else last["id"]) != after:
-                    raise ConversationChangedError()
+            store_sql.check_append(db, conversation_id, entry, after)
             if upsert_entry(db, conversation_id, entry, None):
-                self._touch(db, conversation_id)
+                store_sql.touch(db, conversation_id)
 
     # Damage ----------------------------------------------------------------------------
     def damage(self, conversation_id: str) -> list[str]:
@@ -506,47 +414,18 @@ class Store:
         reply) are deleted. Use it after edits that :meth:`save_entry` cannot express.
         """
         with self._write() as db:
-            if self._missing(db, conversation_id):
+            if store_sql.missing(db, conversation_id):
                 raise ConversationNotFoundError()
-            changed = False
-            keep = {entry.id for entry in context}
-            stored = db.execute(
-                "SELECT id FROM entries WHERE conversation_id = ?", (conversation_id,)
-            ).fetchall()
-            for row in stored:
-                if row["id"] not in keep:
-                    db.execute(
-                        "DELETE FROM entries WHERE conversation_id = ? AND id = ?",
-                        (conversation_id, row["id"]),
-                    )
-                    changed = True
-            for position, entry in enumerate(context):
-                changed |= upsert_entry(db, conversation_id, entry, position)
+            changed = store_sql.replace_entries(db, conversation_id, context)
             if changed:
-                self._touch(db, conversation_id)
+                store_sql.touch(db, conversation_id)
 
     def delete_entries(self, conversation_id: str, entry_ids: Sequence[str]) -> None:
         """Delete entries by id (for "retry"); ids that are not stored are ignored."""
         with self._write() as db:
-            deleted = 0
-            for entry_id in entry_ids:
-                deleted += db.execute(
-                    "DELETE FROM entries WHERE conversation_id = ? AND id = ?",
-                    (conversation_id, entry_id),
-                ).rowcount
+            deleted = store_sql.delete_entries(db, conversation_id, entry_ids)
             if deleted:
-                self._touch(db, conversation_id)
-
-    @staticmethod
-    def _missing(db: sqlite3.Connection, conversation_id: str) -> bool:
-        row = db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,))
-        return row.fetchone() is None
-
-    @staticmethod
-    def _touch(db: sqlite3.Connection, conversation_id: str) -> None:
-        db.execute(
-            "UPDATE conversations SET updated = ? WHERE id = ?", (stamp(now()), conversation_id)
-        )
+                store_sql.touch(db, conversation_id)
 
     # Search ----------------------------------------------------------------------------
     def search(

@@ -36,16 +36,50 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from backends.context import Context, ContextEntry
+from tui.store_jobs import (
+    QUICK_WRITE_CHARS,
+    ChangedElsewhere,
+    CreateJob,
+    DeleteJob,
+    Dropped,
+    Forked,
+    Job,
+    Memory,
+    RemoveJob,
+    RenameJob,
+    SaveJob,
+    WriteFailed,
+    WriterEvent,
+    WritesResumed,
+    Written,
+    quick,
+    retryable,
+    snapshot,
+)
 from tui.store_rows import Conversation
 from tui.store_schema import (
-    ConversationChangedError,
-    ConversationNotFoundError,
     StoreBusyError,
     StoreError,
 )
 
 if TYPE_CHECKING:
     from tui.store import Store
+
+__all__ = [
+    "POLL_S",
+    "QUICK_WRITE_CHARS",
+    "RETRY_AFTER_S",
+    "Autosaver",
+    "ChangedElsewhere",
+    "Dropped",
+    "EntrySink",
+    "Forked",
+    "StoreWriter",
+    "WriteFailed",
+    "WriterEvent",
+    "WritesResumed",
+    "Written",
+]
 
 RETRY_AFTER_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Pauses before trying a failed write again (the last one repeats)."""
@@ -93,168 +127,6 @@ class Autosaver:
         self.saves += 1
 
 
-# Events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WriterEvent:
-    """Something the app may want to show."""
-
-
-@dataclass(frozen=True)
-class WriteFailed(WriterEvent):
-    """A write failed (the first failure since the last success); the change waits."""
-
-    error: StoreError
-    pending: int
-    """Changes waiting to be saved, the failed one included."""
-
-
-@dataclass(frozen=True)
-class WritesResumed(WriterEvent):
-    """After failures, every waiting change was saved."""
-
-    written: int
-
-
-@dataclass(frozen=True)
-class Forked(WriterEvent):
-    """Another window changed the conversation: this window's continues in ``fork``."""
-
-    source_id: str
-    fork: Conversation
-    error: StoreError
-    """Why (:class:`ConversationChangedError` or :class:`ConversationNotFoundError`)."""
-
-
-@dataclass(frozen=True)
-class Dropped(WriterEvent):
-    """A change that can never be made (renaming a conversation deleted meanwhile)."""
-
-    error: StoreError
-
-
-@dataclass(frozen=True)
-class Written(WriterEvent):
-    """The writer's thread saved what waited: what is stored changed."""
-
-
-@dataclass(frozen=True)
-class ChangedElsewhere(WriterEvent):
-    """Another process (window) changed the history."""
-
-
-# Jobs ----------------------------------------------------------------------------------------
-
-
-def snapshot(entry: ContextEntry) -> ContextEntry:
-    """A copy of ``entry`` as it is now (the original may go on streaming)."""
-    return ContextEntry(
-        entry.role,
-        entry.content,
-        complete=entry.complete,
-        id=entry.id,
-        created=entry.created,
-        tool_calls=entry.tool_calls,
-        tool_call_id=entry.tool_call_id,
-        name=entry.name,
-        finish_reason=entry.finish_reason,
-    )
-
-
-def fork_title(title: str) -> str:
-    return f"{title} (fork)"
-
-
-@dataclass
-class _Memory:
-    """What the writer learnt about conversations other windows changed."""
-
-    forks: dict[str, Conversation] = field(default_factory=dict)
-    """Conversation id -> the fork that continues it in this window."""
-    gone: set[str] = field(default_factory=set)
-    """Conversations deleted elsewhere after this window stored entries in them."""
-
-    def target(self, conversation: Conversation) -> Conversation:
-        while conversation.id in self.forks:
-            conversation = self.forks[conversation.id]
-        return conversation
-
-
-@dataclass
-class _Create:
-    conversation: Conversation
-    entries: tuple[ContextEntry, ...]
-
-    def run(self, store: Store, memory: _Memory) -> WriterEvent | None:
-        store.insert_conversation(self.conversation, self.entries)
-        return None
-
-
-@dataclass
-class _Save:
-    conversation: Conversation
-    entry: ContextEntry
-    before: tuple[ContextEntry, ...] | None
-    """The window's entries before this one, for a new entry (None: already stored)."""
-
-    def run(self, store: Store, memory: _Memory) -> WriterEvent | None:
-        target = memory.target(self.conversation)
-        if self.before is None:
-            if target.id in memory.gone:
-                return None  # reported once
-            try:
-                store.save_entry(target.id, self.entry)
-            except ConversationNotFoundError as error:
-                # Deleted in another window after this entry was first stored: later
-                # changes have nowhere to go (the text stays on screen).
-                memory.gone.add(target.id)
-                return Dropped(error)
-            return None
-        after = self.before[-1].id if self.before else None
-        try:
-            store.append_entry(target.id, self.entry, after=after)
-        except (ConversationChangedError, ConversationNotFoundError) as error:
-            fork = store.fork_conversation(
-                target, [*self.before, self.entry], fork_title(target.title)
-            )
-            memory.forks[target.id] = fork
-            return Forked(target.id, fork, error)
-        return None
-
-
-@dataclass
-class _Delete:
-    conversation: Conversation
-    entry_ids: tuple[str, ...]
-
-    def run(self, store: Store, memory: _Memory) -> WriterEvent | None:
-        store.delete_entries(memory.target(self.conversation).id, self.entry_ids)
-        return None
-
-
-@dataclass
-class _Rename:
-    conversation_id: str
-    title: str
-
-    def run(self, store: Store, memory: _Memory) -> WriterEvent | None:
-        store.rename_conversation(self.conversation_id, self.title)
-        return None
-
-
-@dataclass
-class _Remove:
-    conversation_id: str
-
-    def run(self, store: Store, memory: _Memory) -> WriterEvent | None:
-        store.delete_conversation(self.conversation_id)
-        return None
-
-
-_Job = _Create | _Save | _Delete | _Rename | _Remove
-
-
 @dataclass
 class _Sink:
     writer: StoreWriter
@@ -267,7 +139,7 @@ class _Sink:
 
 @dataclass
 class _State:
-    queue: deque[_Job] = field(default_factory=deque)
+    queue: deque[Job] = field(default_factory=deque)
     running: bool = False
     """The thread is writing the head of the queue."""
     failing: StoreError | None = None
@@ -296,7 +168,7 @@ class StoreWriter:
         self.on_event = on_event
         self.retry_after = tuple(retry_after)
         self.poll_s = poll_s
-        self._memory = _Memory()
+        self._memory = Memory()
         self._known: set[tuple[str, str]] = set()
         """(conversation id, entry id) of entries handed to the store by this writer."""
         self._state = _State()
@@ -308,7 +180,7 @@ class StoreWriter:
     def create(self, conversation: Conversation, entries: Sequence[ContextEntry] = ()) -> None:
         """Store a new conversation with its first entries (system prompts)."""
         self._known.update((conversation.id, entry.id) for entry in entries)
-        self._submit(_Create(conversation, tuple(snapshot(entry) for entry in entries)))
+        self._submit(CreateJob(conversation, tuple(snapshot(entry) for entry in entries)))
 
     def save(self, conversation: Conversation, context: Context, entry: ContextEntry) -> None:
         """Store ``entry`` (new: after the entries before it in ``context``) as it is now."""
@@ -321,7 +193,7 @@ class StoreWriter:
                 (i for i in range(len(entries) - 1, -1, -1) if entries[i] is entry), len(entries)
             )
             before = tuple(snapshot(e) for e in entries[:index])
-        self._submit(_Save(conversation, snapshot(entry), before))
+        self._submit(SaveJob(conversation, snapshot(entry), before))
 
     def sink(self, conversation: Conversation, context: Context) -> EntrySink:
         """An :class:`EntrySink` (for :class:`Autosaver`) that saves through :meth:`save`."""
@@ -329,13 +201,13 @@ class StoreWriter:
 
     def delete_entries(self, conversation: Conversation, entry_ids: Sequence[str]) -> None:
         self._known.difference_update((conversation.id, entry_id) for entry_id in entry_ids)
-        self._submit(_Delete(conversation, tuple(entry_ids)))
+        self._submit(DeleteJob(conversation, tuple(entry_ids)))
 
     def rename(self, conversation_id: str, title: str) -> None:
-        self._submit(_Rename(conversation_id, title))
+        self._submit(RenameJob(conversation_id, title))
 
     def delete_conversation(self, conversation_id: str) -> None:
-        self._submit(_Remove(conversation_id))
+        self._submit(RemoveJob(conversation_id))
 
     def current(self, conversation: Conversation) -> Conversation:
         """The conversation this window's changes to ``conversation`` now go to."""
@@ -353,13 +225,15 @@ class StoreWriter:
             jobs = list(self._state.queue)
         entries = context.entries
         for job in jobs:
-            if isinstance(job, _Save) and self.current(job.conversation).id == conversation_id:
+            if isinstance(job, SaveJob) and self.current(job.conversation).id == conversation_id:
                 index = next((i for i, e in enumerate(entries) if e.id == job.entry.id), None)
                 if index is None:
                     entries.append(snapshot(job.entry))
                 else:
                     entries[index] = snapshot(job.entry)
-            elif isinstance(job, _Delete) and self.current(job.conversation).id == conversation_id:
+            elif (
+                isinstance(job, DeleteJob) and self.current(job.conversation).id == conversation_id
+            ):
                 entries[:] = [e for e in entries if e.id not in job.entry_ids]
         return context
 
@@ -394,20 +268,20 @@ class StoreWriter:
         if event is not None:
             self.on_event(event)
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: Job) -> None:
         state = self._state
         with self._cond:
             if state.stopped:
                 self._write_now(job)
                 return
-            if not state.queue and _quick(job):
+            if not state.queue and quick(job):
                 try:
                     with self.store.no_wait():
                         event = job.run(self.store, self._memory)
                 except StoreBusyError:
                     pass  # the thread waits for the lock
                 except StoreError as error:
-                    if not _retryable(error):
+                    if not retryable(error):
                         self._emit(Dropped(error))
                         return
                     state.queue.append(job)
@@ -419,8 +293,8 @@ class StoreWriter:
                     return
             last = state.queue[-1] if state.queue else None
             if (
-                isinstance(job, _Save)
-                and isinstance(last, _Save)
+                isinstance(job, SaveJob)
+                and isinstance(last, SaveJob)
                 and not (state.running and len(state.queue) == 1)
                 and last.entry.id == job.entry.id
                 and last.conversation.id == job.conversation.id
@@ -431,7 +305,7 @@ class StoreWriter:
             state.kick = True
             self._cond.notify_all()
 
-    def _write_now(self, job: _Job) -> None:
+    def _write_now(self, job: Job) -> None:
         try:
             self._emit(job.run(self.store, self._memory))
         except StoreError as error:
@@ -461,7 +335,7 @@ class StoreWriter:
             except StoreError as error:
                 with self._cond:
                     state.running = False
-                    if _retryable(error):
+                    if retryable(error):
                         self._failed(error)
                         if state.closed:
                             state.gave_up = state.stopped = True
@@ -492,7 +366,7 @@ class StoreWriter:
                     state.failing, state.attempt, state.written = None, 0, 0
                     self._cond.notify_all()
 
-    def _next_job(self) -> _Job | None:
+    def _next_job(self) -> Job | None:
         """With the lock held: wait for the next change to write (None: stop)."""
         state = self._state
         while True:
@@ -509,26 +383,3 @@ class StoreWriter:
             quiet = not self._cond.wait(self.poll_s) and not state.queue
             if quiet and self.store.changed_elsewhere():
                 self._emit(ChangedElsewhere())
-
-
-QUICK_WRITE_CHARS = 64_000
-"""Entries up to this size may be written on the caller's thread when nothing waits."""
-
-
-def _quick(job: _Job) -> bool:
-    """Whether ``job`` is small enough to write at once on the caller's thread.
-
-    Saving a long reply again while it streams (and indexing it for search) takes time
-    in proportion to its length: such saves always go to the writer thread, so that a
-    reply of megabytes never holds up the app's keys.
-    """
-    if isinstance(job, _Save):
-        return len(job.entry.content) <= QUICK_WRITE_CHARS
-    if isinstance(job, _Create):
-        return sum(len(entry.content) for entry in job.entries) <= QUICK_WRITE_CHARS
-    return True
-
-
-def _retryable(error: StoreError) -> bool:
-    """Whether waiting can help (disk full, locked, read-only, I/O): not a missing target."""
-    return not isinstance(error, ConversationNotFoundError)

@@ -17,8 +17,6 @@ its state (idle, downloading, downloaded, failed) to listeners.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -28,9 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from backends.local.download_http import check_response, disk_error, flush, start_writeback
 from backends.local.errors import (
     ChecksumMismatchError,
     DownloadCancelledError,
@@ -247,7 +246,7 @@ class Downloader:
                 suggestion="Wait for it to finish, or stop it and run this download again.",
             ) from exc
         except OSError as exc:
-            raise self._disk_error(exc, hub, None) from exc
+            raise disk_error(self.store, exc, hub, None) from exc
         try:
             return self._download_locked(hub, target, progress)
         finally:
@@ -265,7 +264,7 @@ class Downloader:
         try:
             return self._install(hub, target, remote, progress)
         except OSError as exc:
-            raise self._disk_error(exc, hub, remote.size) from exc
+            raise disk_error(self.store, exc, hub, remote.size) from exc
 
     def _install(
         self, hub: HubFile, target: Path, remote: RemoteFile, progress: ProgressCallback | None
@@ -328,56 +327,6 @@ class Downloader:
                 return None
             recorded = remote.sha256
         return DownloadResult(target, size, recorded, 0, size, already_present=True)
-
-    def _disk_error(self, exc: OSError, hub: HubFile, size: int | None) -> DownloadError:
-        """What a failed read or write of the model's files means, and what to do."""
-        from backends.local.catalog import human_size
-
-        target = self.store.path_for(hub)
-        partial = self.store.partial_path(target)
-        where = Path(exc.filename or partial)
-        try:
-            kept = partial.stat().st_size if partial.is_file() else 0
-        except OSError:
-            kept = 0
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            more = f"at least {human_size(size - kept)}" if size is not None else "space"
-            there = "there" if where == partial else f"in {partial}"
-            return InsufficientDiskSpaceError(
-                "The disk filled up during the download.",
-                reason=(
-                    f"{exc.strerror} while writing {where}. The {human_size(kept)} that "
-                    f"arrived are kept {there}; no model file was created."
-                ),
-                suggestion=(
-                    f"Free {more} on that disk (delete models you no longer use, or other "
-                    "files), then run the download again; it resumes where it stopped."
-                ),
-            )
-        if exc.errno == errno.EFBIG:
-            # The file can never be completed there: its part only takes up space.
-            partial.unlink(missing_ok=True)
-            self.store.meta_path(partial).unlink(missing_ok=True)
-            return DownloadError(
-                "The model file is too large for this file system.",
-                reason=(
-                    f"{exc.strerror} while writing {where} at {human_size(kept)}: the file "
-                    "system (FAT32 holds at most 4 GiB per file) or a file size limit does "
-                    "not allow a file this large. The partial file was removed."
-                ),
-                suggestion=(
-                    "Set [local] models_dir to a folder on another file system (ext4, "
-                    "APFS, NTFS, exFAT), then download again."
-                ),
-            )
-        return DownloadError(
-            "The model file could not be written.",
-            reason=f"{exc.strerror or exc} ({where}).",
-            suggestion=(
-                f"Check that {target.parent} is writable and the disk is healthy, or set "
-                "[local] models_dir to another folder; then run the download again."
-            ),
-        )
 
     @staticmethod
     def _fingerprint(remote: RemoteFile) -> dict[str, Any]:
@@ -459,7 +408,7 @@ class Downloader:
                 httpx.Client(timeout=timeout, follow_redirects=True) as client,
                 client.stream("GET", remote.url, headers=headers) as response,
             ):
-                self._check_response(remote, response, start)
+                check_response(remote, response, start)
                 if response.status_code == 200 and start:
                     # The server ignored the range: start over.
                     start = 0
@@ -474,7 +423,7 @@ class Downloader:
                             hasher.feed(chunk)
                             fetched += len(chunk)
                             if fetched - synced >= WRITEBACK_EVERY:
-                                _start_writeback(out, start + synced, fetched - synced)
+                                start_writeback(out, start + synced, fetched - synced)
                                 synced = fetched
                             if self._cancel.is_set():
                                 out.flush()
@@ -488,7 +437,7 @@ class Downloader:
                         sha = hasher.finish()
                     finally:
                         hasher.stop()
-                    _flush(out)
+                    flush(out)
         except httpx.HTTPError as exc:
             raise DownloadError(
                 "The download was interrupted.",
@@ -497,51 +446,6 @@ class Downloader:
             ) from exc
         report(start + fetched, force=True)
         return fetched, sha
-
-    @staticmethod
-    def _check_response(remote: RemoteFile, response: Any, start: int) -> None:
-        status = response.status_code
-        if status in (200, 206):
-            if status == 206:
-                content_range = response.headers.get("Content-Range", "")
-                if not content_range.startswith(f"bytes {start}-"):
-                    raise DownloadError(
-                        reason=f"The server sent the wrong byte range ({content_range}).",
-                    )
-            return
-        if status in (401, 403):
-            raise GatedModelError(
-                f"Access to {remote.hub.repo_id} was refused.",
-                reason=f"The file server answered {status}.",
-            )
-        if status == 404:
-            raise RemoteFileNotFoundError(reason=f"The file server answered 404 for {remote.url}.")
-        if status == 416:
-            raise DownloadError(
-                reason="The server refused to resume the partial file (416).",
-                suggestion="Delete the partial file (`spezichat download --delete MODEL`) and "
-                "download again.",
-            )
-        raise DownloadError(reason=f"The file server answered HTTP {status}.")
-
-
-def _flush(out: IO[bytes]) -> None:
-    out.flush()
-    os.fsync(out.fileno())
-
-
-def _start_writeback(out: IO[bytes], offset: int, length: int) -> None:
-    """Have the kernel start writing a range of the file to disk now, without waiting.
-
-    On Linux, POSIX_FADV_DONTNEED starts the writeback of the range's dirty pages (they
-    stay cached while they are written), so the fsync before the rename finds little
-    left to write: 9 ms instead of 73 ms for 256 MiB here. Elsewhere it does nothing.
-    """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        out.flush()
-        with contextlib.suppress(OSError):
-            advise(out.fileno(), offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _is_hex(text: str) -> bool:

@@ -14,7 +14,6 @@ exited) ends the engine at once, even in the middle of a computation.
 from __future__ import annotations
 
 import faulthandler
-import json
 import os
 import queue
 import signal
@@ -26,6 +25,7 @@ from typing import IO, Any
 
 from backends.errors import ConfigurationError, LLMError
 from backends.local import safemode
+from backends.local.engine_fit import MESSAGE_OVERHEAD, Model, fit_messages
 from backends.local.errors import (
     ChatTemplateMissingError,
     ContextSizeError,
@@ -37,10 +37,24 @@ from backends.local.errors import (
 from backends.local.formats import TRANSCRIPT, register_formats
 from backends.local.protocol import decode, encode
 
+__all__ = [
+    "DEFAULT_CONTEXT_CAP",
+    "DEFAULT_REPEAT_LAST_N",
+    "DEFAULT_REPLY_RESERVE",
+    "MESSAGE_OVERHEAD",
+    "Model",
+    "Send",
+    "fit_messages",
+    "generate",
+    "known_chat_formats",
+    "load",
+    "main",
+    "map_error",
+    "serve",
+]
+
 DEFAULT_CONTEXT_CAP = 8192
 """Largest context window used when none is configured (the KV cache grows with it)."""
-MESSAGE_OVERHEAD = 8
-"""Tokens a chat template adds around each message (role markers), generously counted."""
 DEFAULT_REPLY_RESERVE = 512
 """Tokens kept free for the reply when max_tokens is unset."""
 DEFAULT_REPEAT_LAST_N = 64
@@ -91,21 +105,6 @@ def _context_length(metadata: dict[str, str]) -> int:
         return int(metadata.get(f"{architecture}.context_length", "0"))
     except ValueError:
         return 0
-
-
-class Model:
-    """The loaded model and what the app needs to know about it."""
-
-    def __init__(self, llama: Any, info: dict[str, Any]) -> None:
-        self.llama = llama
-        self.info = info
-
-    @property
-    def n_ctx(self) -> int:
-        return int(self.info["n_ctx"])
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
 
 def _check_format(name: str) -> None:
@@ -293,48 +292,6 @@ def _context_fits(n_ctx_train: int, configured: int, name: str) -> None:
                 "are configured."
             ),
         )
-
-
-def fit_messages(
-    model: Model,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
-    reserve: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """Leave out the oldest non-system messages until the prompt fits the context window.
-
-    Returns the messages to send and how many were left out.
-    """
-    counts = [model.count_tokens(_message_text(message)) + MESSAGE_OVERHEAD for message in messages]
-    fixed = model.count_tokens(json.dumps(tools)) if tools else 0
-    budget = model.n_ctx - reserve - fixed
-    total = sum(counts)
-    if total <= budget:
-        return messages, 0
-    system = [i for i, m in enumerate(messages) if m["role"] == "system"]
-    others = [i for i, m in enumerate(messages) if m["role"] != "system"]
-    dropped = 0
-    while total > budget and len(others) > 1:
-        total -= counts[others.pop(0)]
-        dropped += 1
-        # A conversation must start with a user turn: drop orphaned replies and results.
-        while len(others) > 1 and messages[others[0]]["role"] != "user":
-            total -= counts[others.pop(0)]
-            dropped += 1
-    if total > budget:
-        raise PromptTooLongError(
-            reason=(
-                f"The system prompt and the last message take about {total + fixed} tokens; "
-                f"the context window holds {model.n_ctx}, with {reserve} kept for the reply."
-            ),
-        )
-    return [messages[i] for i in sorted(system + others)], dropped
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    text = message.get("content") or ""
-    calls = message.get("tool_calls")
-    return text + json.dumps(calls) if calls else text
 
 
 def generate(model: Model, request: dict[str, Any], stop: threading.Event, send: Send) -> None:
