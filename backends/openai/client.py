@@ -24,7 +24,6 @@ import contextlib
 import json
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -36,7 +35,12 @@ from backends.openai.auth import BearerAuth as BearerAuth  # re-exported: define
 from backends.openai.auth import TokenProvider as TokenProvider
 from backends.openai.auth import static_token as static_token
 from backends.openai.chat import ChatCompletionsSchema, StreamAccumulator, build_request_body
-from backends.openai.errors import APIErrorInfo
+from backends.openai.client_support import ModelInfo as ModelInfo  # re-exported: defined there
+from backends.openai.client_support import RetryPolicy as RetryPolicy
+from backends.openai.client_support import Stopped as _Stopped
+from backends.openai.client_support import error_info as _error_info
+from backends.openai.client_support import until_cancelled as _until_cancelled
+from backends.openai.client_support import whole_reply as _whole_reply
 from backends.openai.errors import ErrorMapper as ErrorMapper  # re-exported: defined there
 from backends.openai.errors import retry_after as retry_after
 from backends.openai.errors import service_cap as service_cap
@@ -50,80 +54,6 @@ from backends.openai.limits import (
 from backends.openai.sse import SSEReader
 from backends.secrets import Secret
 from backends.session import Session
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry requests that failed before any output arrived."""
-
-    max_attempts: int = 3
-    """Attempts in total, the first included (1 disables retrying)."""
-    base_delay: float = 0.5
-    """Wait before the first retry when the server names none; doubles each time."""
-    max_delay: float = 8.0
-    """Longest wait between attempts that spezichat picks by itself."""
-    max_retry_after: float = 30.0
-    """Longest server-requested wait (Retry-After) honoured; longer ones end the request."""
-
-    def delay(self, attempt: int, error: LLMError) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up."""
-        if attempt >= self.max_attempts or not getattr(error, "retryable", False):
-            return None
-        requested = getattr(error, "retry_after", None)
-        if isinstance(requested, (int, float)):
-            wait = max(0.0, float(requested))
-            return wait if wait <= self.max_retry_after else None
-        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A model the server offers (the spec's Model object)."""
-
-    id: str
-    created: int | None = None
-    owned_by: str | None = None
-
-    @classmethod
-    def parse(cls, data: Any) -> ModelInfo | None:
-        if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
-            return None
-        created = data.get("created")
-        owner = data.get("owned_by")
-        return cls(
-            id=data["id"],
-            created=created if isinstance(created, int) else None,
-            owned_by=owner if isinstance(owner, str) else None,
-        )
-
-
-class _Stopped(Exception):
-    """The caller cancelled while we waited for the server."""
-
-
-T = TypeVar("T")
-
-
-async def _until_cancelled(step: Awaitable[T], cancel: asyncio.Event | None) -> T:
-    """Await ``step`` unless ``cancel`` is set first (then raise :class:`_Stopped`)."""
-    if cancel is None:
-        return await step
-    if cancel.is_set():
-        if asyncio.iscoroutine(step):
-            step.close()
-        raise _Stopped
-    task = asyncio.ensure_future(step)
-    waiter = asyncio.ensure_future(cancel.wait())
-    try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
-    raise _Stopped
 
 
 class ChatCompletionsClient:
@@ -432,40 +362,6 @@ class ChatCompletionsClient:
             raise reader.error
         for event in accumulator.finish():
             yield event
-
-
-def _error_info(raw: bytes, status: int) -> APIErrorInfo:
-    fallback = f"HTTP {status}"
-    text = raw.decode("utf-8", "replace")
-    try:
-        payload: Any = json.loads(text)
-    except ValueError:
-        payload = text
-    return APIErrorInfo.parse(payload, fallback)
-
-
-def _whole_reply(
-    raw: bytes, accumulator: StreamAccumulator, errors: ErrorMapper
-) -> list[PlatformEvent]:
-    """Events of a non-streamed ChatCompletion answer."""
-    text = raw.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise errors.bad_chunk(text) from exc
-    if not isinstance(data, Mapping):
-        raise errors.bad_chunk(text)
-    try:
-        choices = [
-            {**choice, "delta": choice.get("message") or {}}
-            for choice in data.get("choices") or ()
-            if isinstance(choice, Mapping)
-        ]
-        events = accumulator.feed({"choices": choices, "usage": data.get("usage")})
-    except (AttributeError, TypeError, ValueError) as exc:
-        # JSON of the wrong shape (a string where an object belongs).
-        raise errors.bad_chunk(text) from exc
-    return [*events, *accumulator.finish()]
 
 
 S = TypeVar("S", bound=ChatCompletionsSchema)
