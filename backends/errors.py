@@ -7,6 +7,8 @@ happened (``reason``) and what to do about it (``suggestion``). Platforms subcla
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 def sentence(text: str) -> str:
     """``text`` ending in exactly one full stop (or its own ``!``, ``?``, ``…``).
@@ -18,6 +20,16 @@ def sentence(text: str) -> str:
     while text.endswith(".") and not text.endswith("..."):
         text = text[:-1].rstrip()
     return text + ("" if text.endswith(("!", "?", "…", "...")) else ".")
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions behind it (``__cause__``, else ``__context__``), once each."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 class LLMError(Exception):

@@ -242,26 +242,48 @@ class Tool:
             if self.is_async
             else in_daemon_thread(self.fn, kwargs, f"spezichat-function-{self.name}")
         )
-        try:
-            done, _ = await asyncio.wait((running,), timeout=timeout)
-        finally:
-            if not running.done():
-                running.cancel()
-        if not done:
-            return ToolResult.error(
-                f"The function '{self.name}' timed out: it did not return within the "
-                f"limit of {timeout:g} seconds."
-            )
-        try:
-            value = running.result()
-        except asyncio.CancelledError:
-            # The function cancelled itself (or was cancelled by something it awaited).
-            return ToolResult.error(f"The function '{self.name}' was cancelled.")
-        except Exception as exc:
-            return ToolResult.error(
-                f"The function '{self.name}' failed: {type(exc).__name__}: {exc}"
-            )
-        return ToolResult(_render(value))
+        return await settle_call(
+            running,
+            name=self.name,
+            timeout=timeout,
+            timed_out="it did not return within the limit of {limit} seconds",
+            render=lambda value: ToolResult(_render(value)),
+        )
+
+
+async def settle_call(
+    running: asyncio.Future[Any],
+    *,
+    name: str,
+    timeout: float | None,
+    timed_out: str,
+    render: Callable[[Any], ToolResult],
+) -> ToolResult:
+    """Wait for a running call at most ``timeout`` seconds; its result for the model.
+
+    On timeout the call is cancelled (a thread is abandoned) and the result says
+    "The function NAME timed out: ``timed_out``", with ``{limit}`` in it replaced by the
+    seconds. A cancelled or failed call becomes an error result too; otherwise ``render``
+    turns the call's value into the result.
+    """
+    try:
+        done, _ = await asyncio.wait((running,), timeout=timeout)
+    finally:
+        if not running.done():
+            running.cancel()
+    if not done:
+        limit = f"{timeout:g}" if timeout is not None else "?"
+        return ToolResult.error(
+            f"The function '{name}' timed out: {timed_out.replace('{limit}', limit)}."
+        )
+    try:
+        value = running.result()
+    except asyncio.CancelledError:
+        # The function cancelled itself (or was cancelled by something it awaited).
+        return ToolResult.error(f"The function '{name}' was cancelled.")
+    except Exception as exc:
+        return ToolResult.error(f"The function '{name}' failed: {type(exc).__name__}: {exc}")
+    return render(value)
 
 
 def in_daemon_thread(

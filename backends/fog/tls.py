@@ -9,12 +9,11 @@ expected host as TLS server name (SNI, also used for host name verification) and
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from backends.errors import sentence
+from backends.errors import exception_chain, sentence
 from backends.fog.config import FogConfig, is_loopback
 from backends.fog.errors import (
     CA_HINT,
@@ -97,18 +96,9 @@ def sni_for(url: str, config: FogConfig) -> tuple[dict[str, str], dict[str, str]
     return {"Host": config.expected_host}, {"sni_hostname": config.expected_host}
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def connection_error(exc: BaseException, url: str, config: FogConfig) -> FogError:
     """Map a failed connection to ``url`` to a typed error (certificate or connectivity)."""
-    for item in _chain(exc):
+    for item in exception_chain(exc):
         if isinstance(item, FogError):
             return item
         if isinstance(item, ssl.SSLCertVerificationError) or (

@@ -20,7 +20,7 @@ from typing import Any
 
 from backends.context import ToolCall
 from backends.errors import sentence
-from backends.functions import Tool, ToolResult, json_object
+from backends.functions import Tool, ToolResult, json_object, settle_call
 from backends.untrusted import printable
 
 MAX_NAME = 64
@@ -138,22 +138,16 @@ class McpTool(Tool):
         running = asyncio.ensure_future(
             self._call(self.server, self.remote.name, kwargs, self.name)
         )
-        try:
-            done, _ = await asyncio.wait((running,), timeout=timeout)
-        finally:
-            if not running.done():
-                running.cancel()
-        if not done:
-            return ToolResult.error(
-                f"The function '{self.name}' timed out: the MCP server '{self.server}' did "
-                f"not answer within the limit of {timeout:g} seconds."
-            )
-        try:
-            return running.result()
-        except asyncio.CancelledError:
-            return ToolResult.error(f"The function '{self.name}' was cancelled.")
-        except Exception as exc:  # the manager's caller never raises; belt and braces
-            return ToolResult.error(f"The function '{self.name}' failed: {exc}")
+        return await settle_call(
+            running,
+            name=self.name,
+            timeout=timeout,
+            timed_out=(
+                f"the MCP server '{self.server}' did not answer within the limit of "
+                "{limit} seconds"
+            ),
+            render=lambda result: result,
+        )
 
 
 def approver_with_policy(

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from backends.errors import exception_chain
 from backends.untrusted import one_line
 
 
@@ -90,18 +90,9 @@ def timeout_reason(exc: httpx.TimeoutException, where: str) -> str:
     return f"The request to {where} could not be sent{limit} ({kind})."
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def verify_failure(exc: BaseException) -> BaseException | None:
     """The certificate verification error behind ``exc``, if that is what failed."""
-    for item in _causes(exc):
+    for item in exception_chain(exc):
         if isinstance(item, ssl.SSLCertVerificationError):
             return item
         if "CERTIFICATE_VERIFY_FAILED" in str(item):
