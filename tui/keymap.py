@@ -48,6 +48,7 @@ SCOPES: dict[str, str] = {
     "message": "A selected message",
     "sidebar": "Conversation list",
     "settings": "Settings screen",
+    "mcp": "MCP servers screen",
     "onboarding": "Onboarding",
     "dialog": "Dialogs",
 }
@@ -111,6 +112,8 @@ KEYS: tuple[Key, ...] = (
     Key("sidebar.delete", "d,delete", "delete", "Delete"),
     Key("sidebar.prompt", "escape", "prompt", "Back to prompt", show=False),
     Key("settings.save", "ctrl+s", "save", "Save", priority=True),
+    Key("mcp.restart", "r", "restart", "Restart the server"),
+    Key("mcp.disable", "d", "disable", "Disable the server (this run)"),
     Key("onboarding.back", "escape", "back", "Back"),
     Key("dialog.yes", "y", "yes", "Yes"),
     Key("dialog.no", "n", "no", "No"),

@@ -119,11 +119,9 @@ def server_details(info: ServerInfo, names: dict[tuple[str, str], str]) -> Text:
 class McpScreen(ModalScreen[None]):
     """Lists the MCP servers; r restarts, d disables the highlighted one, Esc closes."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *keymap.bindings("dialog.close"),
-        ("r", "restart", "Restart"),
-        ("d", "disable", "Disable"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings(
+        "dialog.close", "mcp.restart", "mcp.disable"
+    )
 
     def __init__(self, manager: McpManager | None, reserved: tuple[str, ...] = ()) -> None:
         super().__init__(classes="dialog-screen")
