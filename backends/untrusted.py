@@ -40,8 +40,3 @@ def printable(text: str) -> str:
 def one_line(text: str) -> str:
     """:func:`printable`, with newlines and tabs turned into spaces too (labels, ids)."""
     return text.translate(_LINE_TABLE)
-
-
-def has_controls(text: str) -> bool:
-    """Whether :func:`printable` would change ``text``."""
-    return printable(text) != text

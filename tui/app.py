@@ -101,25 +101,16 @@ class SpeziChatApp(App[None]):
         if self.settings.ui.theme in self.available_themes:
             self.theme = self.settings.ui.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        settings_notice = self.settings.notice
-        if settings_notice is not None:
-            # Keys and values from the file are the user's text: never markup.
-            self.notify(
-                printable(f"{settings_notice.reason}\n{settings_notice.suggestion}"),
-                title=one_line(settings_notice.description),
-                severity="warning",
-                timeout=30,
-                markup=False,
-            )
-        notice = self.store.recovery_notice
-        if notice is not None:
-            self.notify(
-                printable(f"{notice.reason}\n{notice.suggestion}"),
-                title=one_line(notice.description),
-                severity="warning",
-                timeout=30,
-                markup=False,
-            )
+        for notice in (self.settings.notice, self.store.recovery_notice):
+            if notice is not None:
+                # Keys and values from the file are the user's text: never markup.
+                self.notify(
+                    printable(f"{notice.reason}\n{notice.suggestion}"),
+                    title=one_line(notice.description),
+                    severity="warning",
+                    timeout=30,
+                    markup=False,
+                )
         if self.force_onboarding or not self.settings.onboarded:
             self.start_onboarding()
         else:

@@ -16,15 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from backends.errors import ConfigurationError
-from backends.secrets import private_directory
+from backends.secrets import write_private_file
 
 ExtraBuffers = Literal["auto", "on", "off"]
 MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -128,11 +126,7 @@ class SafeModeMemory:
             "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         try:
-            private_directory(self.path.parent)
-            fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=".safe-mode-")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2)
-            os.replace(name, self.path)
+            write_private_file(self.path, json.dumps(data, indent=2))
         except OSError as exc:  # remembering is a convenience: the load goes on
             log.info("could not record safe mode for %s: %s", model, exc)
 

@@ -7,20 +7,10 @@ to 40x12 while a long reply streams.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import re
 import signal
 import sqlite3
-import struct
-import subprocess
-import sys
-import termios
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import events
@@ -28,6 +18,7 @@ from textual import events
 from backends.context import Role
 from backends.runner import Runner
 from tests.support.openai_server import OpenAITestServer, Reply
+from tests.support.terminal import terminal
 from tests.tui.helpers import SIZE, chat, items, replies, send, type_text, wait_until
 from tests.tui.test_render import document
 from tui.app import SpeziChatApp
@@ -35,76 +26,7 @@ from tui.settings import Settings
 from tui.store import Store, default_path
 from tui.widgets.messages import DISPLAY_LIMIT, AssistantMessage, ErrorItem, UserMessage
 
-ROOT = Path(__file__).resolve().parents[2]
 STORY = " ".join(f"word{i}" for i in range(3000))
-LIMIT_S = 60.0
-"""How long a step in a real process may take before the test gives up (not a timing test)."""
-
-
-class Terminal:
-    """The real ``spezichat`` app on a pseudo-terminal, its output drained in a thread."""
-
-    def __init__(self, columns: int = 100, rows: int = 30) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "", "LINES": ""}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tui"],
-            cwd=ROOT,
-            env={key: value for key, value in env.items() if value},
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            start_new_session=True,
-        )
-        os.close(slave)
-        self.master = master
-        self.output = bytearray()
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.output += data
-
-    def text(self) -> str:
-        """What was written to the terminal, without escape sequences."""
-        raw = self.output.decode("utf-8", "replace")
-        return re.sub(r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|.)", "", raw)
-
-    def type(self, keys: str) -> None:
-        os.write(self.master, keys.encode())
-
-    def wait_for(self, condition: Callable[[], object], what: str) -> None:
-        deadline = time.monotonic() + LIMIT_S
-        while not condition():
-            if self.process.poll() is not None:
-                raise AssertionError(f"the app exited before {what}:\n{self.text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"never reached: {what}\n{self.text()[-2000:]}")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        os.close(self.master)
-        self._reader.join(timeout=5)
-
-
-@contextmanager
-def terminal() -> Iterator[Terminal]:
-    term = Terminal()
-    try:
-        yield term
-    finally:
-        term.close()
 
 
 def _saved_reply(path: Path) -> tuple[str, str] | None:

@@ -5,7 +5,7 @@ names, titles) reaches a terminal only through :mod:`backends.untrusted`. The ru
 
 - stderr carries human text only (errors, notes, tool calls, prompts): always neutralised;
 - stdout that *is* the data (``ask``'s reply, ``models``' ids) keeps the exact bytes for a
-  pipe or file and is neutralised on a terminal (:func:`for_stdout`, :func:`line_for_stdout`);
+  pipe or file and is neutralised on a terminal (``ask`` per piece, :func:`line_for_stdout`);
 - forms made for reading (tables, search hits, Markdown) are always neutralised; their
   lossless twin is the JSON form (``--json``, ``--format json``), which keeps the exact text.
 """
@@ -40,11 +40,6 @@ def fail(error: LLMError) -> int:
     except OSError:
         pass
     return 1
-
-
-def for_stdout(text: str) -> str:
-    """``text`` for stdout: exact into a pipe or file, neutralised on a terminal."""
-    return printable(text) if sys.stdout.isatty() else text
 
 
 def line_for_stdout(text: str) -> str:
